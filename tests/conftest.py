@@ -1,0 +1,12 @@
+"""Shared test setup: offline hub, deterministic torch, and the ComfyUI fixtures (skipped without COMFYUI_PATH)."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+pytest_plugins = ["comfy_fixtures"]
