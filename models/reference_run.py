@@ -1,0 +1,155 @@
+"""Per-sampling-run state of one reference application, shared by both hosts.
+
+A run owns the bank, the row plan and the resized masks of the current UNet call. It is created
+fresh for every sampling run (ComfyUI caches node outputs, so a patched MODEL is reused by the
+next prompt) and dropped at the end, so clones of a patched model never share it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from .errors import ReferenceInputError
+from .masks import mask_to_tokens
+from .reference_attention import read_reference, PlainAttention
+from .reference_bank import ReferenceBank
+from .reference_config import ReadMode, ReferenceConfig
+from .reference_projections import ReferenceProjections
+from .row_plan import RowPlan, plan_rows
+from .sites import AttentionSite
+
+
+@dataclass(frozen=True)
+class CallState:
+    """What the current UNet call looks like: its row plan, latent size and schedule gate."""
+
+    plan: RowPlan
+    latent_hw: tuple[int, int]
+    active: bool
+
+
+class ReferenceRun:
+    """State of one sampling run: bank, current call, caches, and read counters.
+
+    Args:
+        config: the application's settings.
+        mask: optional denoiser-side mask (B_m, H, W) in [0, 1]; any resolution, resized per site.
+        projections: learned W'k, W'v (CROSS mode with trained weights); None uses the layer's own.
+    """
+
+    def __init__(
+        self,
+        config: ReferenceConfig,
+        mask: torch.Tensor | None = None,
+        projections: ReferenceProjections | None = None,
+    ) -> None:
+        if projections is not None and config.mode != ReadMode.CROSS:
+            raise ReferenceInputError(
+                f"learned reference projections need read mode 'cross', got {config.mode.value!r}"
+            )
+        self.config = config
+        self.mask = mask
+        self.projections = projections
+        self.bank: ReferenceBank | None = None
+        self.call: CallState | None = None
+        self.reads: Counter[str] = Counter()
+        self.bank_writes = 0
+        self._plans: dict[tuple[int, tuple[int, ...]], RowPlan] = {}
+        self._mask_tokens: dict[tuple[tuple[int, int], torch.device, torch.dtype], torch.Tensor] = {}
+        self._projected: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @property
+    def uses_layer_projection(self) -> bool:
+        """True when reference K/V come from the layer's own Wk, Wv (no learned projections)."""
+        return self.projections is None
+
+    def set_bank(self, bank: ReferenceBank) -> None:
+        """Install a freshly written bank (drops caches derived from the previous one)."""
+        self.bank = bank
+        self.bank_writes += 1
+        self._projected.clear()
+
+    def begin_call(self, total_rows: int, cond_or_uncond: Sequence[int], latent_hw: tuple[int, int], active: bool) -> None:
+        """Describe the UNet call about to run; hosts call this once per call, before any site."""
+        if self.bank is None:
+            raise RuntimeError("begin_call before the reference bank was written")
+        key = (total_rows, tuple(cond_or_uncond))
+        plan = self._plans.get(key)
+        if plan is None:
+            mask_batch = None if self.mask is None else self.mask.shape[0]
+            plan = plan_rows(total_rows, cond_or_uncond, self.bank.batch, self.config.uncond, mask_batch)
+            self._plans[key] = plan
+        self.call = CallState(plan=plan, latent_hw=latent_hw, active=active)
+
+    def strength_at(self, site: AttentionSite) -> float:
+        """Strength to use at ``site`` in the current call; 0 = leave the site unpatched."""
+        if self.call is None or not self.call.active or self.bank is None or site not in self.bank:
+            return 0.0
+        return self.config.strength_at(site)
+
+    def query_mask(self, site: AttentionSite, like: torch.Tensor) -> torch.Tensor | None:
+        """The mask on ``site``'s token grid for the reading rows, (R, T, 1), or None."""
+        if self.mask is None:
+            return None
+        grid = site.token_grid(*self.call.latent_hw)
+        key = (grid, like.device, like.dtype)
+        tokens = self._mask_tokens.get(key)
+        if tokens is None:
+            tokens = mask_to_tokens(self.mask.to(like.device), grid).to(like.dtype)  # (B_m, T, 1)
+            self._mask_tokens[key] = tokens
+        return tokens.index_select(0, self.call.plan.mask_rows.to(like.device))
+
+    def reference_rows(self, site: AttentionSite, rows: torch.Tensor) -> torch.Tensor:
+        """Bank activations of ``site`` gathered for the given bank rows, (len(rows), T_ref, C)."""
+        states = self.bank.get(site)
+        return states.index_select(0, rows.to(states.device))
+
+    def learned_kv(self, site: AttentionSite) -> tuple[torch.Tensor, torch.Tensor]:
+        """K', V' for the reading rows from the learned projections (projected once per bank)."""
+        projected = self._projected.get(site.name)
+        if projected is None:
+            projected = self.projections.project(site, self.bank.get(site))  # (B_ref, T_ref, inner) each
+            self._projected[site.name] = projected
+        bank_rows = self.call.plan.bank_rows.to(projected[0].device)
+        return projected[0].index_select(0, bank_rows), projected[1].index_select(0, bank_rows)
+
+    def read(
+        self,
+        site: AttentionSite,
+        q: torch.Tensor,
+        k_self: torch.Tensor,
+        v_self: torch.Tensor,
+        k_ref: torch.Tensor,
+        v_ref: torch.Tensor,
+        heads: int,
+        plain_attention: PlainAttention,
+    ) -> torch.Tensor:
+        """Run the configured read at ``site`` (k_ref / v_ref already for the reading rows)."""
+        self.reads[site.name] += 1
+        return read_reference(
+            q,
+            k_self,
+            v_self,
+            k_ref,
+            v_ref,
+            heads=heads,
+            mode=self.config.mode,
+            strength=self.strength_at(site),
+            plan=self.call.plan,
+            query_mask=self.query_mask(site, q),
+            plain_attention=plain_attention,
+        )
+
+    def release(self) -> None:
+        """Drop every tensor the run holds (end of sampling, also after an error)."""
+        if self.bank is not None:
+            self.bank.clear()
+        self.bank = None
+        self.call = None
+        self._plans.clear()
+        self._mask_tokens.clear()
+        self._projected.clear()

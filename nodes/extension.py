@@ -1,0 +1,21 @@
+"""The ComfyExtension that lists every Atelier node (registration only)."""
+
+from __future__ import annotations
+
+from comfy_api.latest import ComfyExtension, io
+
+from .folders import register_model_folder
+from .reference_node import ReferenceAttentionNode
+
+NODES: tuple[type[io.ComfyNode], ...] = (ReferenceAttentionNode,)
+
+
+class AtelierExtension(ComfyExtension):
+    """Atelier's node list. Creating it registers the pack's model folder (ComfyUI 0.3.64 creates
+    the extension when it loads the pack but does not call ``on_load``)."""
+
+    def __init__(self) -> None:
+        register_model_folder()
+
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return list(NODES)

@@ -1,0 +1,82 @@
+"""Atelier Reference Attention: let the denoiser's self-attention read a reference image."""
+
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from ..models.masks import as_mask_batch
+from ..models.reference_config import ReadMode, Refresh, ReferenceConfig, ReferenceSize, UncondPolicy
+from ..models.sites import SITE_GROUPS
+from .model_check import require_sd15, require_sd15_vae
+from .reference_attachment import ReferenceAttachment
+from .reference_image import encode_reference
+from .reference_source import SameModelReference
+
+
+class ReferenceAttentionNode(io.ComfyNode):
+    """MODEL + VAE + reference IMAGE -> MODEL whose self-attention also attends to the reference."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="AtelierReferenceAttention",
+            display_name="Atelier Reference Attention",
+            category="Atelier/reference",
+            description=(
+                "Runs your SD1.5 UNet once over the reference image and lets every self-attention layer "
+                "of the denoiser read those features (reference-only style). Needs no trained weights; "
+                "works with any SD1.5 checkpoint, LoRA and ControlNet in the same graph."
+            ),
+            inputs=[
+                io.Model.Input("model", tooltip="An SD1.5 MODEL (LoRAs already applied are kept)."),
+                io.Vae.Input("vae", tooltip="The SD1.5 VAE that encodes the reference image."),
+                io.Image.Input(
+                    "reference",
+                    tooltip="Reference image(s): one for the whole batch, or one per latent. At least 64×64; "
+                    "sides are center-cropped to a multiple of 8.",
+                ),
+                io.Float.Input("strength", default=1.0, min=0.0, max=4.0, step=0.05,
+                               tooltip="0 leaves the model untouched. concat: weight of the reference tokens in the "
+                               "softmax (1 = plain reference-only). cross: λ of the added reference attention."),
+                io.Combo.Input("mode", options=[m.value for m in ReadMode], default=ReadMode.CONCAT.value,
+                               tooltip="concat: reference tokens join self-attention's keys/values. cross: a separate "
+                               "attention to the reference, added with weight strength."),
+                io.Float.Input("start_percent", default=0.0, min=0.0, max=1.0, step=0.01,
+                               tooltip="Part of the schedule where the reference is read: start (0 = first step)."),
+                io.Float.Input("end_percent", default=1.0, min=0.0, max=1.0, step=0.01,
+                               tooltip="Part of the schedule where the reference is read: end (1 = last step)."),
+                io.Combo.Input("sites", options=list(SITE_GROUPS), default="all",
+                               tooltip="Which of the 16 self-attention layers read the reference."),
+                io.Combo.Input("uncond", options=[p.value for p in UncondPolicy], default=UncondPolicy.SAME.value,
+                               tooltip="What the negative (unconditional) CFG branch sees: the same reference, or "
+                               "none (CFG then pushes towards the reference; stronger, can over-saturate)."),
+                io.Combo.Input("refresh", options=[r.value for r in Refresh], default=Refresh.ONCE.value,
+                               tooltip="once: one reference pass per sampling run on the clean image (fast). "
+                               "every_step: a pass at every step on the reference noised to the current sigma."),
+                io.Combo.Input("reference_size", options=[s.value for s in ReferenceSize], default=ReferenceSize.AS_IS.value,
+                               tooltip="as_is: keep the reference's own size (token counts may differ; attention does "
+                               "not mind). resize_to_latent: resize the encoded reference to the sampled latent."),
+                io.Mask.Input("mask", optional=True,
+                              tooltip="Where in the generated image the reference applies (1 = apply). Any "
+                              "resolution; one mask for the batch or one per latent."),
+            ],
+            outputs=[io.Model.Output()],
+        )
+
+    @classmethod
+    def execute(cls, model, vae, reference, strength, mode, start_percent, end_percent, sites, uncond, refresh,
+                reference_size, mask=None) -> io.NodeOutput:
+        require_sd15(model)
+        require_sd15_vae(vae)
+        config = ReferenceConfig.for_group(
+            sites, mode=ReadMode(mode), strength=strength, start_percent=start_percent, end_percent=end_percent,
+            uncond=UncondPolicy(uncond), refresh=Refresh(refresh), reference_size=ReferenceSize(reference_size),
+        )
+        patched = model.clone()
+        if strength == 0.0:
+            return io.NodeOutput(patched)
+        latent = encode_reference(vae, reference)
+        source = SameModelReference(latent, config.enabled_site_names, config.refresh, config.reference_size)
+        attachment = ReferenceAttachment(config, source, mask=None if mask is None else as_mask_batch(mask))
+        attachment.install(patched)
+        return io.NodeOutput(patched)

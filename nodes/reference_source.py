@@ -1,0 +1,86 @@
+"""Where a bank comes from: the reference pass through the same MODEL.
+
+Systems that bring their own reference network (AnyDressing's GarmentsNet, TruePose's SourceNet)
+provide another source with the same ``capture`` signature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..models.reference_bank import ReferenceBank
+from ..models.reference_config import Refresh, ReferenceSize
+from .reference_patch import ReferenceWritePatch
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """Per-run inputs of a reference pass that only exist once sampling starts.
+
+    Args:
+        context: (1, L, C) text context for the reference pass: the first positive cond's
+            cross-attention, or None when the guider has none (then a zero context is used).
+        seed: the sampling seed; seeds the fixed noise of every-step refresh.
+    """
+
+    context: torch.Tensor | None
+    seed: int
+
+
+class SameModelReference:
+    """Runs the sampled UNet itself over a VAE-encoded reference latent and banks its attn1 inputs.
+
+    ``Refresh.ONCE``: the clean latent at sigma 0 (timestep 0), once per run.
+    ``Refresh.EVERY_STEP``: the latent noised to the current sigma with noise fixed for the run.
+
+    Args:
+        latent: (B_ref, 4, h, w) raw VAE latent of the reference image(s).
+        site_names: sites to bank.
+        refresh: when the bank is written.
+        reference_size: what to do when ``latent`` and the sampled latent differ in size.
+    """
+
+    def __init__(self, latent: torch.Tensor, site_names: tuple[str, ...], refresh: Refresh, reference_size: ReferenceSize) -> None:
+        self.latent = latent
+        self.site_names = site_names
+        self.refresh = refresh
+        self.reference_size = reference_size
+
+    @property
+    def batch(self) -> int:
+        """B_ref."""
+        return self.latent.shape[0]
+
+    def _reference_latent(self, base_model, x: torch.Tensor) -> torch.Tensor:
+        latent = base_model.process_latent_in(self.latent.to(device=x.device, dtype=torch.float32))  # (B_ref, 4, h, w)
+        if self.reference_size == ReferenceSize.RESIZE_TO_LATENT and latent.shape[-2:] != x.shape[-2:]:
+            latent = F.interpolate(latent, size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)
+        return latent
+
+    def capture(self, base_model, x: torch.Tensor, sigma: torch.Tensor, inputs: RunInputs, context_like: torch.Tensor) -> ReferenceBank:
+        """One reference pass; ``x``/``sigma``/``context_like`` are the current UNet call's input,
+        sigmas and text context (the latter only sets the shape of a zero fallback context)."""
+        latent = self._reference_latent(base_model, x)
+        rows = latent.shape[0]
+        if self.refresh == Refresh.EVERY_STEP:
+            ref_sigma = sigma[:1].to(latent).expand(rows)
+            generator = torch.Generator(device="cpu").manual_seed(inputs.seed)
+            noise = torch.randn(latent.shape, generator=generator).to(latent)
+            latent = base_model.model_sampling.noise_scaling(ref_sigma, noise, latent)
+        else:
+            ref_sigma = torch.zeros(rows, device=latent.device, dtype=latent.dtype)
+
+        bank = ReferenceBank()
+        options = {
+            "patches": {"attn1_patch": [ReferenceWritePatch(bank, self.site_names)]},
+            "cond_or_uncond": [0],
+            "sigmas": ref_sigma,
+        }
+        context = inputs.context if inputs.context is not None else torch.zeros_like(context_like[:1])
+        context = context.to(latent).expand(rows, -1, -1)  # (B_ref, L, C)
+        with torch.no_grad():
+            base_model.apply_model(latent, ref_sigma, c_crossattn=context, transformer_options=options)
+        return bank
