@@ -50,11 +50,7 @@ class ReferenceAttnProcessor:
         q = attn.to_q(hidden_states)
         k = attn.to_k(hidden_states)
         v = attn.to_v(hidden_states)
-        if run.uses_layer_projection:
-            reference = run.reference_rows(self.site, run.call.plan.bank_rows).to(hidden_states)  # (R, T_ref, C)
-            k_ref, v_ref = attn.to_k(reference), attn.to_v(reference)
-        else:
-            k_ref, v_ref = run.learned_kv(self.site)
+        k_ref, v_ref = run.reference_kv(self.site, lambda states: (attn.to_k(states), attn.to_v(states)))
 
         def plain(q_: torch.Tensor, k_: torch.Tensor, v_: torch.Tensor) -> torch.Tensor:
             return multihead_attention(q_, k_, v_, attn.heads)

@@ -8,8 +8,9 @@ next prompt) and dropped at the end, so clones of a patched model never share it
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
@@ -21,6 +22,8 @@ from .reference_config import ReadMode, ReferenceConfig
 from .reference_projections import ReferenceProjections
 from .row_plan import RowPlan, plan_rows
 from .sites import AttentionSite
+
+KVProjection = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -62,11 +65,6 @@ class ReferenceRun:
         self._mask_tokens: dict[tuple[tuple[int, int], torch.device, torch.dtype], torch.Tensor] = {}
         self._projected: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    @property
-    def uses_layer_projection(self) -> bool:
-        """True when reference K/V come from the layer's own Wk, Wv (no learned projections)."""
-        return self.projections is None
-
     def set_bank(self, bank: ReferenceBank) -> None:
         """Install a freshly written bank (drops caches derived from the previous one)."""
         self.bank = bank
@@ -103,16 +101,16 @@ class ReferenceRun:
             self._mask_tokens[key] = tokens
         return tokens.index_select(0, self.call.plan.mask_rows.to(like.device))
 
-    def reference_rows(self, site: AttentionSite, rows: torch.Tensor) -> torch.Tensor:
-        """Bank activations of ``site`` gathered for the given bank rows, (len(rows), T_ref, C)."""
-        states = self.bank.get(site)
-        return states.index_select(0, rows.to(states.device))
+    def reference_kv(self, site: AttentionSite, layer_projection: KVProjection) -> tuple[torch.Tensor, torch.Tensor]:
+        """K', V' of the bank at ``site`` for the current call's reading rows, (R, T_ref, inner) each.
 
-    def learned_kv(self, site: AttentionSite) -> tuple[torch.Tensor, torch.Tensor]:
-        """K', V' for the reading rows from the learned projections (projected once per bank)."""
+        The whole bank is projected once per bank write and cached: with the learned W'k, W'v when
+        the run has them, else with ``layer_projection`` (the site's own to_k / to_v).
+        """
         projected = self._projected.get(site.name)
         if projected is None:
-            projected = self.projections.project(site, self.bank.get(site))  # (B_ref, T_ref, inner) each
+            project = layer_projection if self.projections is None else partial(self.projections.project, site)
+            projected = project(self.bank.get(site))  # (B_ref, T_ref, inner) each
             self._projected[site.name] = projected
         bank_rows = self.call.plan.bank_rows.to(projected[0].device)
         return projected[0].index_select(0, bank_rows), projected[1].index_select(0, bank_rows)

@@ -28,8 +28,6 @@ class RowPlan:
         latent_batch: B, rows per chunk.
         rows: (R,) long, the denoiser rows that read the reference.
         bank_rows: (R,) long, the bank row each of those rows reads.
-        fill_rows: (total_rows,) long, a bank row for *every* denoiser row (used where a host must
-            append reference tokens to every row to keep the batch rectangular).
         mask_rows: (R,) long, the mask row for each reading row, or None without a mask.
     """
 
@@ -37,7 +35,6 @@ class RowPlan:
     latent_batch: int
     rows: torch.Tensor
     bank_rows: torch.Tensor
-    fill_rows: torch.Tensor
     mask_rows: torch.Tensor | None
 
     @property
@@ -93,6 +90,5 @@ def plan_rows(
         latent_batch=latent_batch,
         rows=row_tensor,
         bank_rows=bank_index[within_chunk],
-        fill_rows=bank_index.repeat(chunks),
         mask_rows=None if mask_index is None else mask_index[within_chunk],
     )

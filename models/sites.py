@@ -49,6 +49,12 @@ class AttentionSite:
         return f"{self.block}_{self.number}"
 
     @property
+    def comfy_attn1(self) -> str:
+        """The module path of this site's self-attention inside ComfyUI's ``UNetModel``."""
+        container = "middle_block" if self.block == "middle" else f"{self.block}_blocks.{self.number}"
+        return f"{container}.1.transformer_blocks.{self.block_index}.attn1"
+
+    @property
     def diffusers_attn1(self) -> str:
         """The diffusers module path of this site's self-attention."""
         return f"{self.diffusers_block}.transformer_blocks.{self.block_index}.attn1"

@@ -6,7 +6,7 @@ The per-run life cycle (DESIGN.md "Lifetime"):
    it is released in ``finally``.
 2. APPLY_MODEL wrapper, every UNet call: writes the bank (first call, or every call with
    every-step refresh), evaluates the schedule window once, and describes the call's batch.
-3. attn1 patches (reference_patch.py) read the bank at each site.
+3. attn1 replace patches (reference_patch.py) read the bank at each site.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from ..models.reference_config import Refresh, ReferenceConfig
 from ..models.reference_projections import ReferenceProjections
 from ..models.reference_run import ReferenceRun
 from ..models.sites import SITES_BY_NAME
-from .reference_patch import ReferenceAppendPatch, ReferenceReadPatch
+from .reference_patch import ReferenceReadPatch
 from .reference_source import RunInputs, SameModelReference
 
 OUTER_SAMPLE_ARGS = ("noise", "latent_image", "sampler", "sigmas", "denoise_mask", "callback", "disable_pbar", "seed")
@@ -73,11 +73,12 @@ class ReferenceAttachment:
     def install(self, model: comfy.model_patcher.ModelPatcher) -> None:
         """Add this application's patches and wrappers to ``model`` (a clone the caller owns)."""
         existing = model.model_options["transformer_options"].get("patches_replace", {}).get("attn1", {})
+        unet = model.model.diffusion_model
         for name in self.config.enabled_site_names:
             site = SITES_BY_NAME[name]
             previous = existing.get(site.key, existing.get(site.key[:2]))
-            model.set_model_attn1_replace(ReferenceReadPatch(site, self.run_key, previous), site.block, site.number, site.block_index)
-        model.set_model_attn1_patch(ReferenceAppendPatch(self.run_key))
+            patch = ReferenceReadPatch(site, unet.get_submodule(site.comfy_attn1), self.run_key, previous)
+            model.set_model_attn1_replace(patch, site.block, site.number, site.block_index)
         model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, self.run_key, self.outer_sample)
         model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, self.run_key, self.apply_model)
 

@@ -116,7 +116,6 @@ def test_row_plans_for_every_comfy_batch_layout(cond_or_uncond, batch, policy, r
     plan = plan_rows(total, cond_or_uncond, bank_batch=batch, uncond=policy, mask_batch=1)
     assert plan.rows.tolist() == rows
     assert plan.bank_rows.tolist() == [r % batch for r in rows]
-    assert plan.fill_rows.tolist() == [r % batch for r in range(total)]
     assert plan.mask_rows.tolist() == [0] * len(rows)
 
 
