@@ -1,0 +1,123 @@
+"""Benchmark: sampling with Atelier Reference Attention against plain sampling, in one run.
+
+Not a test. Prints wall-clock ratios measured back to back in this process (the machines are
+shared and noisy; compare ratios, not seconds): bank written once per run vs rewritten at every
+step, on the tiny SD1.5-shaped UNet and on the full SD1.5 architecture with random weights.
+
+    COMFYUI_PATH=/path/to/ComfyUI python bench/reference_attention.py --size 256 --steps 10
+
+Uses a CUDA GPU when torch sees one (then try --size 512), else the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def import_comfyui(path: str):
+    """Import ComfyUI from a checkout, on the CPU unless CUDA is available."""
+    sys.path.insert(0, path)
+    import comfy.options  # noqa: F401
+    import comfy.cli_args
+
+    comfy.cli_args.args.cpu = not torch.cuda.is_available()
+    import comfy.model_management
+    import comfy.model_patcher
+    import comfy.sample
+    import comfy.supported_models
+
+    return comfy
+
+
+def random_unet(comfy, channels: int, context_dim: int, seed: int = 0):
+    """An SD1.5-layout UNet with random weights in a ModelPatcher (no checkpoint file)."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from comfy_fixtures import init_weights_, sd15_unet_config
+
+    config = comfy.supported_models.SD15(sd15_unet_config(channels, context_dim))
+    dtype = torch.float16 if torch.cuda.is_available() else torch.float32
+    config.set_inference_dtype(dtype, None)
+    model = config.get_model({})
+    init_weights_(model.diffusion_model, seed)
+    return comfy.model_patcher.ModelPatcher(
+        model, load_device=comfy.model_management.get_torch_device(), offload_device=comfy.model_management.unet_offload_device()
+    )
+
+
+def with_reference(model, latent: torch.Tensor, refresh: str):
+    from atelier.models.reference_config import ReferenceConfig, Refresh, ReferenceSize
+    from atelier.nodes.reference_attachment import ReferenceAttachment
+    from atelier.nodes.reference_source import SameModelReference
+
+    config = ReferenceConfig(refresh=Refresh(refresh))
+    patched = model.clone()
+    source = SameModelReference(latent, config.enabled_site_names, config.refresh, ReferenceSize.AS_IS)
+    ReferenceAttachment(config, source).install(patched)
+    return patched
+
+
+def time_sampling(comfy, model, context_dim: int, size: int, steps: int) -> float:
+    g = torch.Generator().manual_seed(0)
+    positive = [[torch.randn(1, 77, context_dim, generator=g), {"pooled_output": None}]]
+    negative = [[torch.randn(1, 77, context_dim, generator=g), {"pooled_output": None}]]
+    latent = torch.zeros(1, 4, size // 8, size // 8)
+    noise = comfy.sample.prepare_noise(latent, 0)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    with torch.inference_mode():
+        comfy.sample.sample(model, noise, steps, 7.0, "euler", "normal", positive, negative, latent, disable_pbar=True, seed=0)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def bench(comfy, name: str, channels: int, context_dim: int, size: int, steps: int, repeats: int) -> None:
+    model = random_unet(comfy, channels, context_dim)
+    reference = torch.randn(1, 4, size // 8, size // 8, generator=torch.Generator().manual_seed(1))
+    variants = {
+        "plain": model,
+        "once": with_reference(model, reference, "once"),
+        "every_step": with_reference(model, reference, "every_step"),
+    }
+    time_sampling(comfy, model, context_dim, size, 1)  # warm-up: load weights, first-call costs
+    times = {key: [] for key in variants}
+    for _ in range(repeats):  # interleaved, so drift on a shared machine hits every variant alike
+        for key, variant in variants.items():
+            times[key].append(time_sampling(comfy, variant, context_dim, size, steps))
+    best = {key: min(values) for key, values in times.items()}
+    print(f"\n{name}: {size}x{size}, {steps} steps, cfg 7 (batch 2), {repeats} repeats, device {comfy.model_management.get_torch_device()}")
+    for key, values in times.items():
+        print(f"  {key:<11} best {best[key]:7.2f} s   median {statistics.median(values):7.2f} s")
+    print(f"  ratio once / plain       {best['once'] / best['plain']:.3f}")
+    print(f"  ratio every_step / plain {best['every_step'] / best['plain']:.3f}")
+    print(f"  ratio every_step / once  {best['every_step'] / best['once']:.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--comfyui", default=os.environ.get("COMFYUI_PATH"), help="ComfyUI checkout (default: $COMFYUI_PATH)")
+    parser.add_argument("--size", type=int, default=256, help="image side in pixels (latent = size / 8)")
+    parser.add_argument("--steps", type=int, default=10, help="sampling steps per run")
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs per variant (best is reported)")
+    parser.add_argument("--models", default="tiny,sd15", help="comma list of: tiny, sd15")
+    args = parser.parse_args()
+    if not args.comfyui:
+        parser.error("give --comfyui or set COMFYUI_PATH")
+    comfy = import_comfyui(args.comfyui)
+    sizes = {"tiny": (32, 64), "sd15": (320, 768)}
+    for name in args.models.split(","):
+        bench(comfy, name, *sizes[name], args.size, args.steps, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
