@@ -108,3 +108,22 @@ class ReferenceConfig:
     def enabled_site_names(self) -> tuple[str, ...]:
         """Names of sites with a non-zero weight, in call order."""
         return tuple(name for name in SITE_GROUPS["all"] if self.site_weights.get(name, 0.0) > 0)
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "mode": tuple(m.value for m in ReadMode),
+    "uncond": tuple(p.value for p in UncondPolicy),
+    "refresh": tuple(r.value for r in Refresh),
+    "reference_size": tuple(s.value for s in ReferenceSize),
+    "sites": tuple(SITE_GROUPS),
+}
+
+
+def invalid_choices(**values: str | None) -> str | None:
+    """A message naming every input whose value is not one of its CHOICES (None = not given)."""
+    problems = [
+        f"'{name}' is {value!r}; choose one of {list(CHOICES[name])}"
+        for name, value in values.items()
+        if value is not None and value not in CHOICES[name]
+    ]
+    return "; ".join(problems) or None

@@ -5,8 +5,15 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..models.masks import as_mask_batch
-from ..models.reference_config import ReadMode, Refresh, ReferenceConfig, ReferenceSize, UncondPolicy
-from ..models.sites import SITE_GROUPS
+from ..models.reference_config import (
+    CHOICES,
+    ReadMode,
+    Refresh,
+    ReferenceConfig,
+    ReferenceSize,
+    UncondPolicy,
+    invalid_choices,
+)
 from .model_check import require_sd15, require_sd15_vae
 from .reference_attachment import ReferenceAttachment
 from .reference_image import encode_reference
@@ -38,22 +45,22 @@ class ReferenceAttentionNode(io.ComfyNode):
                 io.Float.Input("strength", default=1.0, min=0.0, max=4.0, step=0.05,
                                tooltip="0 leaves the model untouched. concat: weight of the reference tokens in the "
                                "softmax (1 = plain reference-only). cross: λ of the added reference attention."),
-                io.Combo.Input("mode", options=[m.value for m in ReadMode], default=ReadMode.CONCAT.value,
+                io.Combo.Input("mode", options=list(CHOICES["mode"]), default=ReadMode.CONCAT.value,
                                tooltip="concat: reference tokens join self-attention's keys/values. cross: a separate "
                                "attention to the reference, added with weight strength."),
                 io.Float.Input("start_percent", default=0.0, min=0.0, max=1.0, step=0.01,
                                tooltip="Part of the schedule where the reference is read: start (0 = first step)."),
                 io.Float.Input("end_percent", default=1.0, min=0.0, max=1.0, step=0.01,
                                tooltip="Part of the schedule where the reference is read: end (1 = last step)."),
-                io.Combo.Input("sites", options=list(SITE_GROUPS), default="all",
+                io.Combo.Input("sites", options=list(CHOICES["sites"]), default="all",
                                tooltip="Which of the 16 self-attention layers read the reference."),
-                io.Combo.Input("uncond", options=[p.value for p in UncondPolicy], default=UncondPolicy.SAME.value,
+                io.Combo.Input("uncond", options=list(CHOICES["uncond"]), default=UncondPolicy.SAME.value,
                                tooltip="What the negative (unconditional) CFG branch sees: the same reference, or "
                                "none (CFG then pushes towards the reference; stronger, can over-saturate)."),
-                io.Combo.Input("refresh", options=[r.value for r in Refresh], default=Refresh.ONCE.value,
+                io.Combo.Input("refresh", options=list(CHOICES["refresh"]), default=Refresh.ONCE.value,
                                tooltip="once: one reference pass per sampling run on the clean image (fast). "
                                "every_step: a pass at every step on the reference noised to the current sigma."),
-                io.Combo.Input("reference_size", options=[s.value for s in ReferenceSize], default=ReferenceSize.AS_IS.value,
+                io.Combo.Input("reference_size", options=list(CHOICES["reference_size"]), default=ReferenceSize.AS_IS.value,
                                tooltip="as_is: keep the reference's own size (token counts may differ; attention does "
                                "not mind). resize_to_latent: resize the encoded reference to the sampled latent."),
                 io.Mask.Input("mask", optional=True,
@@ -62,6 +69,11 @@ class ReferenceAttentionNode(io.ComfyNode):
             ],
             outputs=[io.Model.Output()],
         )
+
+    @classmethod
+    def validate_inputs(cls, mode=None, sites=None, uncond=None, refresh=None, reference_size=None) -> bool | str:
+        """ComfyUI 0.3.64 does not check V3 combo values itself; refuse unknown ones by name."""
+        return invalid_choices(mode=mode, sites=sites, uncond=uncond, refresh=refresh, reference_size=reference_size) or True
 
     @classmethod
     def execute(cls, model, vae, reference, strength, mode, start_percent, end_percent, sites, uncond, refresh,
