@@ -23,13 +23,19 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 
 
-def import_comfyui(path: str):
-    """Import ComfyUI from a checkout, on the CPU unless CUDA is available."""
+def import_comfyui(path: str, pytorch_attention: bool):
+    """Import ComfyUI from a checkout, on the CPU unless CUDA is available.
+
+    With ``pytorch_attention`` ComfyUI's own attention is torch SDPA, the kernel the reference read
+    uses; otherwise ComfyUI picks its default (sub-quadratic on the CPU, which is slower than SDPA,
+    so a patched run can come out *faster* than plain and the ratio would measure kernels).
+    """
     sys.path.insert(0, path)
     import comfy.options  # noqa: F401
     import comfy.cli_args
 
     comfy.cli_args.args.cpu = not torch.cuda.is_available()
+    comfy.cli_args.args.use_pytorch_cross_attention = pytorch_attention
     import comfy.model_management
     import comfy.model_patcher
     import comfy.sample
@@ -95,7 +101,10 @@ def bench(comfy, name: str, channels: int, context_dim: int, size: int, steps: i
         for key, variant in variants.items():
             times[key].append(time_sampling(comfy, variant, context_dim, size, steps))
     best = {key: min(values) for key, values in times.items()}
-    print(f"\n{name}: {size}x{size}, {steps} steps, cfg 7 (batch 2), {repeats} repeats, device {comfy.model_management.get_torch_device()}")
+    import comfy.ldm.modules.attention as attention
+
+    print(f"\n{name}: {size}x{size}, {steps} steps, cfg 7 (batch 2), {repeats} repeats, "
+          f"device {comfy.model_management.get_torch_device()}, ComfyUI attention {attention.optimized_attention.__name__}")
     for key, values in times.items():
         print(f"  {key:<11} best {best[key]:7.2f} s   median {statistics.median(values):7.2f} s")
     print(f"  ratio once / plain       {best['once'] / best['plain']:.3f}")
@@ -110,10 +119,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="sampling steps per run")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per variant (best is reported)")
     parser.add_argument("--models", default="tiny,sd15", help="comma list of: tiny, sd15")
+    parser.add_argument("--comfy-attention", choices=("pytorch", "default"), default="pytorch",
+                        help="ComfyUI's attention for plain sampling: pytorch (SDPA, same kernel as the read; default) "
+                        "or ComfyUI's own default for the device")
     args = parser.parse_args()
     if not args.comfyui:
         parser.error("give --comfyui or set COMFYUI_PATH")
-    comfy = import_comfyui(args.comfyui)
+    comfy = import_comfyui(args.comfyui, args.comfy_attention == "pytorch")
     sizes = {"tiny": (32, 64), "sd15": (320, 768)}
     for name in args.models.split(","):
         bench(comfy, name, *sizes[name], args.size, args.steps, args.repeats)

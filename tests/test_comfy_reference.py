@@ -209,3 +209,12 @@ def test_two_references_chain(pack, world, baseline):
     assert all(isinstance(p.previous, pack.ReferenceReadPatch) for p in replace.values())
     one, two = run(world, first), run(world, both)
     assert not torch.equal(one, two) and not torch.equal(one, baseline)
+
+
+def test_a_failed_run_leaves_no_state_behind(pack, world):
+    model = apply_node(pack, world, reference=world.references2)
+    first = run(world, model, batch=2)
+    with pytest.raises(pack.ReferenceInputError):
+        run(world, model, batch=3)
+    assert not any(k.startswith("atelier_reference_") for k in model.model_options["transformer_options"])
+    assert torch.equal(run(world, model, batch=2), first)

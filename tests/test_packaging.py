@@ -39,7 +39,8 @@ def test_every_subpackage_is_listed_in_pyproject():
     found = {"atelier"} | {
         "atelier." + ".".join(path.parent.relative_to(REPO).parts)
         for path in REPO.rglob("__init__.py")
-        if path.parent != REPO and not {"tests", ".git", "build"} & set(path.relative_to(REPO).parts)
+        if path.parent != REPO
+        and not any(part.startswith(".") or part in {"tests", "build"} for part in path.relative_to(REPO).parts)
     }
     assert found == listed, f"add to / remove from [tool.setuptools] packages: {sorted(found ^ listed)}"
 
