@@ -4,7 +4,7 @@ The per-run life cycle (DESIGN.md "Lifetime"):
 1. OUTER_SAMPLE wrapper: a fresh ReferenceRun is put into a *clone* of the guider's
    model_options (the core EasyCache pattern), so cached MODEL outputs and clones never share it;
    it is released in ``finally``.
-2. APPLY_MODEL wrapper, every UNet call: writes the bank (first call, or every call with
+2. APPLY_MODEL wrapper, every UNet call: writes the bank (first call, or each new sigma with
    every-step refresh), evaluates the schedule window once, and describes the call's batch.
 3. attn1 replace patches (reference_patch.py) read the bank at each site.
 """
@@ -24,7 +24,8 @@ from ..models.reference_projections import ReferenceProjections
 from ..models.reference_run import ReferenceRun
 from ..models.sites import SITES_BY_NAME
 from .reference_patch import ReferenceReadPatch
-from .reference_source import RunInputs, SameModelReference
+from .reference_source import ReferenceSource, RunInputs
+from .weights_loader import managed_module
 
 OUTER_SAMPLE_ARGS = ("noise", "latent_image", "sampler", "sigmas", "denoise_mask", "callback", "disable_pbar", "seed")
 
@@ -37,6 +38,7 @@ class ComfyRun:
     inputs: RunInputs
     sigma_start: float
     sigma_end: float
+    bank_sigma: float | None = None
 
     def active_at(self, sigma: float) -> bool:
         """Whether ``sigma`` lies in the configured start/end part of the schedule."""
@@ -57,12 +59,13 @@ class ReferenceAttachment:
 
     Args:
         config: settings of this application.
-        source: produces the bank (e.g. SameModelReference).
+        source: produces the bank (SameModelReference, or a system's own reference network).
         mask: optional denoiser-side mask (B_m, H, W).
-        projections: learned W'k, W'v (CROSS mode) or None.
+        projections: learned W'k, W'v (CROSS mode) or None; handed to ComfyUI's memory manager
+            (``set_additional_models``) so they load to the device with the UNet.
     """
 
-    def __init__(self, config: ReferenceConfig, source: SameModelReference, mask: torch.Tensor | None = None,
+    def __init__(self, config: ReferenceConfig, source: ReferenceSource, mask: torch.Tensor | None = None,
                  projections: ReferenceProjections | None = None) -> None:
         self.config = config
         self.source = source
@@ -79,6 +82,8 @@ class ReferenceAttachment:
             previous = existing.get(site.key, existing.get(site.key[:2]))
             patch = ReferenceReadPatch(site, unet.get_submodule(site.comfy_attn1), self.run_key, previous)
             model.set_model_attn1_replace(patch, site.block, site.number, site.block_index)
+        if self.projections is not None:
+            model.set_additional_models(self.run_key, [managed_module(self.projections)])
         model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, self.run_key, self.outer_sample)
         model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, self.run_key, self.apply_model)
 
@@ -115,9 +120,13 @@ class ReferenceAttachment:
         comfy_run: ComfyRun | None = options.get(self.run_key)
         if comfy_run is not None:
             run = comfy_run.run
-            if run.bank is None or self.config.refresh == Refresh.EVERY_STEP:
-                run.set_bank(self.source.capture(executor.class_obj, x, t, comfy_run.inputs, c_crossattn))
             sigma = float(t.reshape(-1)[0])  # one host sync per UNet call, not per attention call
+            # Every-step refresh rewrites the bank when sigma moves on, not again for the other
+            # UNet calls of the same step (ComfyUI splits CFG chunks into calls when memory is short).
+            stale = self.config.refresh == Refresh.EVERY_STEP and sigma != comfy_run.bank_sigma
+            if run.bank is None or stale:
+                run.set_bank(self.source.capture(executor.class_obj, x, t, comfy_run.inputs, c_crossattn))
+                comfy_run.bank_sigma = sigma
             cond_or_uncond = options.get("cond_or_uncond") or [0]  # a direct call: every row is "cond"
             run.begin_call(x.shape[0], cond_or_uncond, tuple(x.shape[-2:]), comfy_run.active_at(sigma))
         return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)

@@ -7,6 +7,7 @@ provide another source with the same ``capture`` signature.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +29,15 @@ class RunInputs:
 
     context: torch.Tensor | None
     seed: int
+
+
+class ReferenceSource(Protocol):
+    """Anything that can write a bank for a run: the same MODEL here, a system's own reference
+    network (GarmentsNet, SourceNet, GarmNet) later."""
+
+    def capture(self, base_model, x: torch.Tensor, sigma: torch.Tensor, inputs: RunInputs, context_like: torch.Tensor) -> ReferenceBank:
+        """Run the reference pass for the UNet call described by ``x`` / ``sigma`` and return its bank."""
+        ...
 
 
 class SameModelReference:

@@ -218,3 +218,26 @@ def test_a_failed_run_leaves_no_state_behind(pack, world):
         run(world, model, batch=3)
     assert not any(k.startswith("atelier_reference_") for k in model.model_options["transformer_options"])
     assert torch.equal(run(world, model, batch=2), first)
+
+
+def test_learned_projections_are_loaded_with_the_unet(pack, world, tmp_path):
+    from atelier.models.reference_config import Refresh, ReferenceSize
+    from atelier.models.weight_format import BaseModel
+    from atelier.models.weight_systems import REFERENCE
+    from atelier.models.weights import export_untrained, load_weight_file
+    from atelier.nodes.reference_source import SameModelReference
+
+    path = str(tmp_path / "reference.safetensors")
+    export_untrained(path, REFERENCE, BaseModel(model_channels=32, context_dim=64))
+    projections = load_weight_file(path, "reference").modules["projections"]
+    config = pack.ReferenceConfig(mode=pack.ReadMode.CROSS)
+    latent = torch.randn(1, 4, SIZE // 8, SIZE // 8, generator=torch.Generator().manual_seed(2))
+    attachment = pack.ReferenceAttachment(
+        config, SameModelReference(latent, config.enabled_site_names, Refresh.ONCE, ReferenceSize.AS_IS), projections=projections)
+    model = world.model.clone()
+    attachment.install(model)
+    managed = model.get_additional_models_with_key(attachment.run_key)
+    assert len(managed) == 1 and managed[0].model is projections
+    clone = model.clone()
+    assert clone.get_additional_models_with_key(attachment.run_key)[0].model is projections
+    assert not torch.equal(run(world, model), run(world, world.model))
