@@ -1,6 +1,7 @@
 """Every shipped workflow validates against ComfyUI 0.3.64's core nodes plus the pack's snapshot, and
 executes in a real ComfyUI on the tiny SD1.5-shaped checkpoint (the latter needs COMFYUI_PATH)."""
 
+import importlib
 import json
 from pathlib import Path
 
@@ -16,6 +17,18 @@ SNAPSHOTS = Path(__file__).parent / "snapshots"
 WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
 # Smaller than the shipped defaults so a CPU test run takes seconds; everything else as shipped.
 FAST_WIDGETS = {"EmptyLatentImage": {"width": 64, "height": 64}, "KSampler": {"steps": 2}}
+
+
+def workflow_assets() -> dict:
+    """File name -> writer(path, comfy_node_registry) for the model files workflows reference.
+
+    Each system contributes a ``tests/workflow_assets_<system>.py`` with an ``ASSETS`` dict (e.g. an
+    untrained Atelier weight file, a tiny ControlNet), so no shared file needs editing.
+    """
+    assets = {}
+    for module_path in sorted(Path(__file__).parent.glob("workflow_assets_*.py")):
+        assets.update(importlib.import_module(module_path.stem).ASSETS)
+    return assets
 
 
 def object_info():
@@ -41,10 +54,14 @@ def test_workflow_executes_in_comfyui(path, comfy_server_nodes, comfy_node_regis
     folder_paths.add_model_folder_path("checkpoints", str(tiny_sd15_checkpoint.parent))
     rng = np.random.default_rng(0)
     prompt = workflow_to_api(json.loads(path.read_text()), object_info())
+    assets = workflow_assets()
     for node in prompt.values():
         inputs = node["inputs"]
         if "ckpt_name" in inputs:
             inputs["ckpt_name"] = tiny_sd15_checkpoint.name
+        for value in inputs.values():
+            if isinstance(value, str) and value in assets:
+                assets[value](comfy_node_registry)
         if node["class_type"] == "LoadImage":
             pixels = (rng.random((96, 96, 3)) * 255).astype(np.uint8)
             Image.fromarray(pixels).save(comfy_node_registry.input_dir / inputs["image"])
