@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
+from . import outfitgan_nodes, text2graph_nodes
 from .folders import register_model_folder
 from .reference_node import ReferenceAttentionNode
 
-NODES: tuple[type[io.ComfyNode], ...] = (ReferenceAttentionNode,)
+NODES: tuple[type[io.ComfyNode], ...] = (
+    ReferenceAttentionNode,
+    *outfitgan_nodes.NODES,
+    *text2graph_nodes.NODES,
+)
 
 
 class AtelierExtension(ComfyExtension):
