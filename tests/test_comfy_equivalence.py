@@ -124,3 +124,29 @@ def test_a_weight_file_gives_the_same_output_in_both_hosts(hosts, inputs, tmp_pa
     comfy = comfy_output(model, config, inputs, projections=load_weight_file(path, "reference", base).modules["projections"])
     diffusers = diffusers_output(unet, config, inputs, projections=load_weight_file(path, "reference", base).modules["projections"])
     assert_same(comfy, diffusers)
+
+
+def test_lora_patched_weights_are_used_for_the_reference(hosts, inputs):
+    """A weight patch (as LoraLoader adds) on a site's to_k/to_v must reach the bank's K/V too."""
+    import comfy.model_management
+    from atelier.models.reference_config import ReferenceConfig
+
+    model, plain_unet = hosts
+    patched = model.clone()
+    attn1 = "diffusion_model.input_blocks.1.1.transformer_blocks.0.attn1"
+    g = torch.Generator().manual_seed(5)
+    patches = {}
+    for name in ("to_k", "to_v"):
+        weight = patched.model.diffusion_model.get_submodule(f"input_blocks.1.1.transformer_blocks.0.attn1.{name}").weight
+        patches[f"{attn1}.{name}.weight"] = (0.5 * torch.randn(weight.shape, generator=g),)
+    assert len(patched.add_patches(patches, 1.0, 1.0)) == 2
+    config = ReferenceConfig.for_group("input", strength=1.0)
+    comfy.model_management.load_models_gpu([patched])
+    try:
+        lora_unet = diffusers_unet_from_comfy(patched)
+        in_comfyui = comfy_output(patched, config, inputs)
+        assert_same(in_comfyui, diffusers_output(lora_unet, config, inputs))
+        without_lora = diffusers_output(plain_unet, config, inputs)[0]
+        assert (in_comfyui[0] - without_lora).abs().max() > 100 * TOLERANCE * without_lora.abs().max()
+    finally:
+        comfy.model_management.unload_all_models()
