@@ -4,7 +4,6 @@ import json
 import os
 from pathlib import Path
 
-import pytest
 
 from comfy_fixtures import pack_node_ids, pack_object_info, requires_comfyui
 
