@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 from torch import nn
 
+from .outfitgan.spec import OUTFITGAN
 from .reference_projections import ReferenceProjections
 from .sites import SITE_GROUPS
 from .weight_format import BaseModel, SystemSpec
@@ -41,7 +42,7 @@ REFERENCE = SystemSpec(
     default_config=_default_reference_config,
 )
 
-SYSTEMS: tuple[SystemSpec, ...] = (REFERENCE,)
+SYSTEMS: tuple[SystemSpec, ...] = (REFERENCE, OUTFITGAN)
 
 
 def system_named(name: str) -> SystemSpec | None:

@@ -74,7 +74,7 @@ def test_workflow_executes_in_comfyui(path, comfy_server_nodes, comfy_node_regis
 @requires_comfyui
 def test_unknown_combo_value_is_refused_before_execution(comfy_server_nodes, comfy_node_registry, tiny_sd15_checkpoint):
     comfy_node_registry.folder_paths.add_model_folder_path("checkpoints", str(tiny_sd15_checkpoint.parent))
-    prompt = workflow_to_api(json.loads(WORKFLOWS[0].read_text()), object_info())
+    prompt = workflow_to_api(json.loads((REPO / "workflows" / "reference_attention.json").read_text()), object_info())
     for node in prompt.values():
         if node["class_type"] == "AtelierReferenceAttention":
             node["inputs"]["mode"] = "sideways"

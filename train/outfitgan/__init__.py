@@ -1,0 +1,6 @@
+"""OutfitGAN training: CCM pre-training, then GAN training, then the Atelier weight file.
+
+Entry point ``python -m atelier.train.outfitgan`` (``cli``); data in ``data`` (toy world by
+default, Polyvore Outfits, Fashion-MNIST); steps in ``steps``; checkpoints in ``checkpoints``;
+the toy-world evidence run in ``evaluate`` (``python -m atelier.train.outfitgan.evaluate``).
+"""

@@ -1,0 +1,5 @@
+"""``python -m atelier.train.outfitgan``: see ``cli``."""
+
+from .cli import main
+
+main()
