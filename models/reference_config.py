@@ -118,12 +118,3 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "sites": tuple(SITE_GROUPS),
 }
 
-
-def invalid_choices(**values: str | None) -> str | None:
-    """A message naming every input whose value is not one of its CHOICES (None = not given)."""
-    problems = [
-        f"'{name}' is {value!r}; choose one of {list(CHOICES[name])}"
-        for name, value in values.items()
-        if value is not None and value not in CHOICES[name]
-    ]
-    return "; ".join(problems) or None

@@ -12,8 +12,8 @@ from ..models.reference_config import (
     ReferenceConfig,
     ReferenceSize,
     UncondPolicy,
-    invalid_choices,
 )
+from .combo_check import combo_errors
 from .model_check import require_sd15, require_sd15_vae
 from .reference_attachment import ReferenceAttachment
 from .reference_image import encode_reference
@@ -73,7 +73,10 @@ class ReferenceAttentionNode(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, mode=None, sites=None, uncond=None, refresh=None, reference_size=None) -> bool | str:
         """ComfyUI 0.3.64 does not check V3 combo values itself; refuse unknown ones by name."""
-        return invalid_choices(mode=mode, sites=sites, uncond=uncond, refresh=refresh, reference_size=reference_size) or True
+        return combo_errors(
+            mode=(mode, CHOICES["mode"]), sites=(sites, CHOICES["sites"]), uncond=(uncond, CHOICES["uncond"]),
+            refresh=(refresh, CHOICES["refresh"]), reference_size=(reference_size, CHOICES["reference_size"]),
+        ) or True
 
     @classmethod
     def execute(cls, model, vae, reference, strength, mode, start_percent, end_percent, sites, uncond, refresh,

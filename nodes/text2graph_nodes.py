@@ -26,6 +26,7 @@ from ..models.text2graph.schema import (
     triples_to_json,
     validate_triples,
 )
+from .combo_check import combo_errors
 
 logger = logging.getLogger("atelier.text2graph.nodes")
 
@@ -37,12 +38,6 @@ CATEGORY = "Atelier/text2graph"
 
 class TriplesInputError(AtelierError, ValueError):
     """The triples given to a node are empty or unusable; the message names the input."""
-
-
-def _choice_error(name: str, value: object, options: tuple[str, ...]) -> str | None:
-    if value is not None and value not in options:
-        return f"'{name}' is {value!r}; expected one of {list(options)}"
-    return None
 
 
 class Text2GraphParseNode(io.ComfyNode):
@@ -88,11 +83,10 @@ class Text2GraphParseNode(io.ComfyNode):
     def validate_inputs(cls, entity_names=None, relation_set=None, backend=None, llm_path=None,
                         edited_json=None) -> bool | str:
         """Unknown combo values, a missing llm_path and bad JSON in edited_json are refused by name."""
-        for name, value, options in (("entity_names", entity_names, ENTITY_NAMES),
-                                     ("relation_set", relation_set, RELATION_SETS), ("backend", backend, BACKENDS)):
-            message = _choice_error(name, value, options)
-            if message:
-                return message
+        message = combo_errors(entity_names=(entity_names, ENTITY_NAMES), relation_set=(relation_set, RELATION_SETS),
+                               backend=(backend, BACKENDS))
+        if message:
+            return message
         if backend == "local_llm" and llm_path is not None and not llm_path.strip():
             return "'llm_path' is empty; backend local_llm needs the folder of a local causal language model"
         if edited_json and edited_json.strip():
@@ -146,7 +140,7 @@ class Text2GraphEncodeNode(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, mode=None) -> bool | str:
         """ComfyUI 0.3.64 does not check V3 combo values itself; refuse unknown ones by name."""
-        return _choice_error("mode", mode, ENCODINGS) or True
+        return combo_errors(mode=(mode, ENCODINGS)) or True
 
     @classmethod
     def execute(cls, clip, triples, mode) -> io.NodeOutput:

@@ -154,10 +154,3 @@ def test_config_validation_names_the_problem():
     config = ReferenceConfig.for_group("output", strength=0.5)
     assert len(config.enabled_site_names) == 9
 
-
-def test_invalid_choices_name_the_input_and_the_options():
-    from atelier.models.reference_config import invalid_choices
-
-    assert invalid_choices(mode="cross", sites="all", uncond=None) is None
-    message = invalid_choices(mode="sideways", sites="everywhere")
-    assert "'mode' is 'sideways'" in message and "'concat'" in message and "'sites' is 'everywhere'" in message
