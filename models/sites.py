@@ -97,7 +97,6 @@ SD15_SITES: tuple[AttentionSite, ...] = (
 
 SITES_BY_KEY: dict[tuple[str, int, int], AttentionSite] = {site.key: site for site in SD15_SITES}
 SITES_BY_NAME: dict[str, AttentionSite] = {site.name: site for site in SD15_SITES}
-SITES_BY_DIFFUSERS_ATTN1: dict[str, AttentionSite] = {site.diffusers_attn1: site for site in SD15_SITES}
 
 # Named subsets offered to users; "all" is the default everywhere.
 SITE_GROUPS: dict[str, tuple[str, ...]] = {

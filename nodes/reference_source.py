@@ -59,11 +59,6 @@ class SameModelReference:
         self.refresh = refresh
         self.reference_size = reference_size
 
-    @property
-    def batch(self) -> int:
-        """B_ref."""
-        return self.latent.shape[0]
-
     def _reference_latent(self, base_model, x: torch.Tensor) -> torch.Tensor:
         latent = base_model.process_latent_in(self.latent.to(device=x.device, dtype=torch.float32))  # (B_ref, 4, h, w)
         if self.reference_size == ReferenceSize.RESIZE_TO_LATENT and latent.shape[-2:] != x.shape[-2:]:

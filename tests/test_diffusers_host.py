@@ -7,12 +7,12 @@ from atelier.models.diffusers_host import DiffusersReferenceHost, ReferenceAttnP
 from atelier.models.reference_config import ReadMode, ReferenceConfig, UncondPolicy
 from atelier.models.reference_projections import ReferenceProjections
 from atelier.models.sites import SD15_SITES, SITES_BY_NAME
-from tiny_models import TINY_CONTEXT_DIM, TINY_MODEL_CHANNELS, tiny_unet
+from atelier.train.tiny import TINY_CONTEXT_DIM, TINY_MODEL_CHANNELS, tiny_unet
 
 
 @pytest.fixture(scope="module")
 def unet():
-    return tiny_unet()
+    return tiny_unet().eval()
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import pytest
 
 from atelier.models.errors import ReferenceInputError
 from atelier.models.sites import SD15_SITES, SITE_GROUPS, SITES_BY_KEY, site_for_block, sites_named
-from tiny_models import tiny_unet
+from atelier.train.tiny import tiny_unet
 
 
 def test_sixteen_sites_in_call_order_with_unique_keys():

@@ -3,7 +3,6 @@ into triples), two LoRA steps on the tiny SD1.5-layout models and the kohya expo
 (the load itself is checked in test_text2graph_comfy.py)."""
 
 import pytest
-import tiny_models
 import torch
 from atelier.models.text2graph import Triple
 from atelier.train.text2graph import (
@@ -20,7 +19,7 @@ from atelier.train.text2graph.data import (
     hm_triples,
 )
 from atelier.train.text2graph.lora_export import LoraExportError, read_metadata
-from atelier.train.text2graph.tiny import tiny_unet
+from atelier.train.tiny import tiny_unet
 from fake_datasets import build_hm
 from safetensors.torch import load_file
 
@@ -43,9 +42,11 @@ def test_cli_flags_map_onto_the_config():
 
 
 def test_tiny_unet_has_the_shapes_of_the_tiny_comfyui_checkpoint_layout():
-    ours = {k: v.shape for k, v in tiny_unet(0).state_dict().items()}
-    theirs = {k: v.shape for k, v in tiny_models.tiny_unet(0).state_dict().items()}
-    assert ours == theirs
+    unet = tiny_unet(0)
+    assert tuple(unet.config.block_out_channels) == (32, 64, 128, 128)
+    assert unet.config.cross_attention_dim == 64
+    attn1 = [m for name, m in unet.named_modules() if name.endswith("attn1")]
+    assert len(attn1) == 16 and all(m.heads == 8 for m in attn1)
 
 
 def test_toy_world_samples_carry_image_caption_and_triples():

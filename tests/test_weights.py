@@ -14,7 +14,7 @@ from atelier.models.reference_config import ReadMode, ReferenceConfig
 from atelier.models.weight_format import META_SYSTEM, BaseModel
 from atelier.models.weight_systems import REFERENCE
 from atelier.models.weights import export_untrained, load_weight_file, save_weight_file
-from tiny_models import TINY_CONTEXT_DIM, TINY_MODEL_CHANNELS, tiny_unet
+from atelier.train.tiny import TINY_CONTEXT_DIM, TINY_MODEL_CHANNELS, tiny_unet
 
 TINY = BaseModel(model_channels=TINY_MODEL_CHANNELS, context_dim=TINY_CONTEXT_DIM)
 
@@ -36,7 +36,7 @@ def test_untrained_file_loads_with_every_key_consumed(tmp_path):
 
 
 def test_two_training_steps_then_export_then_load(tmp_path):
-    unet = tiny_unet()
+    unet = tiny_unet().eval()
     unet.requires_grad_(False)
     weight_file = load_weight_file(_exported(tmp_path), expected_system="reference")
     projections = weight_file.modules["projections"]

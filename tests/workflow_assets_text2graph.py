@@ -40,7 +40,7 @@ def tiny_lora_state(seed: int = 3) -> dict:
     """kohya-format LoRA tensors for the tiny SD1.5 layout, random up and down weights."""
     import torch
     from atelier.train.text2graph.lora_export import kohya_unet_lora
-    from atelier.train.text2graph.tiny import tiny_unet
+    from atelier.train.tiny import tiny_unet
     from atelier.train.text2graph.trainer import LORA_TARGETS
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict

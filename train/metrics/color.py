@@ -14,7 +14,8 @@ from .inputs import MetricInputError, as_color, as_image, as_mask, delta_e, srgb
 DEFAULT_TOLERANCE = 15.0
 
 
-def _region_lab(image: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor) -> np.ndarray:
+def region_lab(image: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor) -> np.ndarray:
+    """L*a*b* of the pixels of ``image`` inside ``mask``, (N, 3); an empty mask is an error."""
     pixels = as_image(image)
     region = as_mask(mask, pixels.shape[:2])
     if not region.any():
@@ -30,7 +31,7 @@ def region_color_error(
     The median ignores a pattern's second colour as long as it covers under half the region
     (true of every toy-world pattern), so this measures the garment's main colour. 0 is exact.
     """
-    lab = _region_lab(image, mask)
+    lab = region_lab(image, mask)
     target = srgb_to_lab(as_color(color))
     return float(delta_e(np.median(lab, axis=0), target))
 
@@ -45,7 +46,7 @@ def color_fidelity(
     colours) to score a render against its garment; pass only the main colour to ask how much of
     the region is that colour. 1.0 is a perfect match, 0.0 no pixel matches.
     """
-    lab = _region_lab(image, mask)
+    lab = region_lab(image, mask)
     if len(colors) == 0:
         raise MetricInputError("colors: give at least one expected colour")
     targets = srgb_to_lab(np.stack([as_color(color) for color in colors]))  # (K, 3)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..metrics.inputs import MetricInputError, as_image, as_mask, delta_e, srgb_to_lab
+from ..metrics.color import region_lab
+from ..metrics.inputs import delta_e, srgb_to_lab
 from ..toyworld.palette import GARMENT_COLORS, NamedColor
 
 PALETTE_LAB = srgb_to_lab(np.array([color.rgb for color in GARMENT_COLORS], dtype=np.float64) / 255.0)  # (K, 3)
@@ -19,9 +20,5 @@ PALETTE_LAB = srgb_to_lab(np.array([color.rgb for color in GARMENT_COLORS], dtyp
 
 def dominant_color(image: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor) -> NamedColor:
     """The palette colour nearest the Lab median of ``image`` (H, W, 3) inside ``mask`` (H, W)."""
-    pixels = as_image(image)
-    region = as_mask(mask, pixels.shape[:2])
-    if not region.any():
-        raise MetricInputError("mask: the item's mask is empty, so its colour cannot be read")
-    median = np.median(srgb_to_lab(pixels[region]), axis=0)  # (3,)
+    median = np.median(region_lab(image, mask), axis=0)  # (3,)
     return GARMENT_COLORS[int(np.argmin(delta_e(PALETTE_LAB, median[None, :])))]

@@ -10,7 +10,8 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from ...models.errors import AtelierError
 from .config import Text2GraphTrainConfig
-from .tiny import tiny_text_encoder, tiny_tokenizer, tiny_unet, tiny_vae
+from ..tiny import tiny_unet
+from .tiny import tiny_text_encoder, tiny_tokenizer, tiny_vae
 
 SD_VAE_SCALING = 0.18215
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from diffusers import AutoencoderKL, UNet2DConditionModel
+from diffusers import AutoencoderKL
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from ...models.text2graph.lexicon import lexicon_entries
 from ...models.text2graph.schema import RELATIONS
+from ..tiny import TINY_CONTEXT_DIM
 
-TINY_CONTEXT_DIM = 64
-TINY_MODEL_CHANNELS = 32
 CLIP_MAX_TOKENS = 77
 EXTRA_WORDS: tuple[str, ...] = (
     "a", "an", "and", "with", "the", "of", "person", "wearing", "carrying", "has", "color", "feature", "style",
@@ -77,19 +76,6 @@ def tiny_text_encoder(vocab_size: int, config: TinyTextConfig | None = None, see
         pad_token_id=vocab_size - 1,
     )
     return CLIPTextModel(text_config)
-
-
-def tiny_unet(seed: int = 0, in_channels: int = 4, widths: tuple[int, ...] = (TINY_MODEL_CHANNELS, 64, 128, 128),
-              context_dim: int = TINY_CONTEXT_DIM) -> UNet2DConditionModel:
-    """An SD1.5-layout UNet2DConditionModel (16 attention sites, 8 heads) at the given widths."""
-    torch.manual_seed(seed)
-    return UNet2DConditionModel(
-        sample_size=8, in_channels=in_channels, out_channels=in_channels, block_out_channels=widths,
-        layers_per_block=2,
-        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=context_dim, attention_head_dim=8, norm_num_groups=32,
-    )
 
 
 def tiny_vae(seed: int = 0) -> AutoencoderKL:
