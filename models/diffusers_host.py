@@ -60,7 +60,7 @@ class ReferenceAttnProcessor:
         return attn.to_out[1](out)
 
 
-def _check_sd15_attention(attn, site: AttentionSite) -> None:
+def check_sd15_attention(attn, site: AttentionSite) -> None:
     """Refuse attention layers whose processor path we do not reproduce (not SD1.5's attn1)."""
     unusual = [
         name
@@ -113,7 +113,7 @@ class DiffusersReferenceHost:
                     f"the UNet has no self-attention at {site.diffusers_attn1}; reference attention needs "
                     f"the SD1.5 block layout (16 self-attention sites)"
                 )
-            _check_sd15_attention(modules[site.diffusers_attn1], site)
+            check_sd15_attention(modules[site.diffusers_attn1], site)
             replaced[key] = ReferenceAttnProcessor(site, self, original[key])
         self.unet.set_attn_processor(replaced)
         self._original_processors = original

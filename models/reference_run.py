@@ -18,7 +18,7 @@ from .errors import ReferenceInputError
 from .masks import mask_to_tokens
 from .reference_attention import read_reference, PlainAttention
 from .reference_bank import ReferenceBank
-from .reference_config import ReadMode, ReferenceConfig
+from .reference_config import ReadMode, ReferenceConfig, UncondPolicy
 from .reference_projections import ReferenceProjections
 from .row_plan import RowPlan, plan_rows
 from .sites import AttentionSite
@@ -61,7 +61,7 @@ class ReferenceRun:
         self.call: CallState | None = None
         self.reads: Counter[str] = Counter()
         self.bank_writes = 0
-        self._plans: dict[tuple[int, tuple[int, ...]], RowPlan] = {}
+        self._plans: dict[tuple[int, tuple[int, ...], UncondPolicy], RowPlan] = {}
         self._mask_tokens: dict[tuple[tuple[int, int], torch.device, torch.dtype], torch.Tensor] = {}
         self._projected: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -71,17 +71,33 @@ class ReferenceRun:
         self.bank_writes += 1
         self._projected.clear()
 
-    def begin_call(self, total_rows: int, cond_or_uncond: Sequence[int], latent_hw: tuple[int, int], active: bool) -> None:
-        """Describe the UNet call about to run; hosts call this once per call, before any site."""
+    def begin_call(
+        self,
+        total_rows: int,
+        cond_or_uncond: Sequence[int],
+        latent_hw: tuple[int, int],
+        active: bool,
+        uncond: UncondPolicy | None = None,
+    ) -> None:
+        """Describe the UNet call about to run; hosts call this once per call, before any site.
+
+        ``uncond`` overrides the config's policy for this call only (AnyDressing's garment guidance
+        runs one extra unconditional pass that does read the garments).
+        """
         if self.bank is None:
             raise RuntimeError("begin_call before the reference bank was written")
-        key = (total_rows, tuple(cond_or_uncond))
+        policy = self.config.uncond if uncond is None else uncond
+        key = (total_rows, tuple(cond_or_uncond), policy)
         plan = self._plans.get(key)
         if plan is None:
-            mask_batch = None if self.mask is None else self.mask.shape[0]
-            plan = plan_rows(total_rows, cond_or_uncond, self.bank.batch, self.config.uncond, mask_batch)
+            plan = plan_rows(total_rows, cond_or_uncond, self.bank.batch, policy, self.mask_batch)
             self._plans[key] = plan
         self.call = CallState(plan=plan, latent_hw=latent_hw, active=active)
+
+    @property
+    def mask_batch(self) -> int | None:
+        """Batch of the denoiser-side mask (1 = shared by every latent), or None without one."""
+        return None if self.mask is None else self.mask.shape[0]
 
     def strength_at(self, site: AttentionSite) -> float:
         """Strength to use at ``site`` in the current call; 0 = leave the site unpatched."""

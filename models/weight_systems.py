@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 from torch import nn
 
+from .anydressing.spec import ANYDRESSING
 from .outfitgan.spec import OUTFITGAN
 from .reference_projections import ReferenceProjections
 from .sites import SITE_GROUPS
@@ -42,7 +43,7 @@ REFERENCE = SystemSpec(
     default_config=_default_reference_config,
 )
 
-SYSTEMS: tuple[SystemSpec, ...] = (REFERENCE, OUTFITGAN)
+SYSTEMS: tuple[SystemSpec, ...] = (REFERENCE, OUTFITGAN, ANYDRESSING)
 
 
 def system_named(name: str) -> SystemSpec | None:

@@ -1,0 +1,117 @@
+"""The per-sampling-run state of AnyDressing: a ReferenceRun whose read is Dressing-Attention.
+
+Row routing, the schedule gate, the CFG policy and K'/V' caching per bank write are the
+foundation's (reference_run.py); this adds the garment spans, per-garment weights w_k, per-garment
+target-region masks and, while training, the IGL attention maps of every site.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from ..errors import ReferenceInputError
+from ..masks import mask_to_tokens
+from ..reference_attention import PlainAttention
+from ..reference_config import ReadMode, ReferenceConfig
+from ..reference_projections import ReferenceProjections
+from ..reference_run import ReferenceRun
+from ..sites import AttentionSite
+from .dressing_attention import dressing_attention
+from .garment_bank import GarmentBank
+
+
+class DressingRun(ReferenceRun):
+    """One sampling (or training) run reading N garments through Dressing-Attention.
+
+    Args:
+        config: the application (mode must be CROSS; ``strength`` is λ of eq. 6).
+        garments: the garments' bank, joined along tokens.
+        projections: learned W'k, W'v; None uses each layer's own Wk, Wv (the paper's initialisation).
+        garment_weights: w_k per garment (N values); None = all 1.
+        garment_masks: (B_m, N, H, W) target region of each garment, B_m = 1 (shared) or the latent
+            batch; None = garments may appear anywhere.
+        record_maps: keep each site's IGL maps A_k (R, T, N) in ``maps`` (training).
+    """
+
+    def __init__(
+        self,
+        config: ReferenceConfig,
+        garments: GarmentBank,
+        projections: ReferenceProjections | None = None,
+        garment_weights: Sequence[float] | None = None,
+        garment_masks: torch.Tensor | None = None,
+        record_maps: bool = False,
+    ) -> None:
+        if config.mode != ReadMode.CROSS:
+            raise ReferenceInputError("Dressing-Attention reads in 'cross' mode (eq. 6)")
+        super().__init__(config, mask=None, projections=projections)
+        count = garments.count
+        if garment_weights is not None and len(garment_weights) != count:
+            raise ReferenceInputError(
+                f"got {len(garment_weights)} garment strengths for {count} garments: give one per garment"
+            )
+        if garment_masks is not None and (garment_masks.ndim != 4 or garment_masks.shape[1] != count):
+            raise ReferenceInputError(
+                f"garment_masks must be (batch, {count}, H, W), one mask per garment; got {tuple(garment_masks.shape)}"
+            )
+        uniform = garment_weights is None or all(w == 1.0 for w in garment_weights)
+        self.garment_weights = None if uniform else torch.tensor(list(garment_weights), dtype=torch.float32)
+        self.garment_masks = garment_masks
+        self.segments = garments.segments
+        self.record_maps = record_maps
+        self.maps: dict[str, torch.Tensor] = {}
+        self._garment_tokens: dict[tuple[tuple[int, int], torch.device, torch.dtype], torch.Tensor] = {}
+        self.set_bank(garments.bank)
+
+    @property
+    def mask_batch(self) -> int | None:
+        return None if self.garment_masks is None else self.garment_masks.shape[0]
+
+    def garment_mask_tokens(self, site: AttentionSite, like: torch.Tensor) -> torch.Tensor | None:
+        """(R, T, N): each garment's target region on ``site``'s token grid for the reading rows."""
+        if self.garment_masks is None:
+            return None
+        grid = site.token_grid(*self.call.latent_hw)
+        key = (grid, like.device, like.dtype)
+        tokens = self._garment_tokens.get(key)
+        if tokens is None:
+            batch, count = self.garment_masks.shape[:2]
+            flat = self.garment_masks.to(like.device).flatten(0, 1)  # (B_m·N, H, W)
+            tokens = mask_to_tokens(flat, grid).to(like.dtype)  # (B_m·N, T, 1)
+            tokens = tokens.reshape(batch, count, -1).transpose(1, 2)  # (B_m, T, N)
+            self._garment_tokens[key] = tokens
+        return tokens.index_select(0, self.call.plan.mask_rows.to(like.device))
+
+    def read(
+        self,
+        site: AttentionSite,
+        q: torch.Tensor,
+        k_self: torch.Tensor,
+        v_self: torch.Tensor,
+        k_ref: torch.Tensor,
+        v_ref: torch.Tensor,
+        heads: int,
+        plain_attention: PlainAttention,
+    ) -> torch.Tensor:
+        """Z_new = Softmax(QKᵀ/√d)V + λ·(garment term) for the reading rows; other rows stay plain."""
+        self.reads[site.name] += 1
+        plain = plain_attention(q, k_self, v_self)
+        plan = self.call.plan
+        if plan.reads_no_row:
+            return plain
+        rows = plan.rows.to(q.device)
+        weights = None if self.garment_weights is None else self.garment_weights.to(q.device)
+        garment_term, maps = dressing_attention(
+            q.index_select(0, rows), k_ref, v_ref, heads, self.segments[site.name],
+            garment_weights=weights, garment_masks=self.garment_mask_tokens(site, q), want_maps=self.record_maps,
+        )
+        if maps is not None:
+            self.maps[site.name] = maps
+        return plain.index_add(0, rows, self.strength_at(site) * garment_term)
+
+    def release(self) -> None:
+        super().release()
+        self.maps.clear()
+        self._garment_tokens.clear()
