@@ -5,6 +5,7 @@ from __future__ import annotations
 import comfy.supported_models
 
 from ..models.errors import UnsupportedModelError
+from ..models.weight_format import BaseModel
 
 LATENT_CHANNELS_SD15 = 4
 
@@ -34,4 +35,21 @@ def require_sd15_vae(vae, input_name: str = "vae") -> None:
         raise UnsupportedModelError(
             f"'{input_name}' encodes to {channels} latent channels; connect the VAE of an SD1.5 "
             f"checkpoint (4 channels)."
+        )
+
+
+def base_of(model) -> BaseModel:
+    """The ``BaseModel`` (family, model_channels, context_dim) of an SD1.5 MODEL, to check weight files against."""
+    unet_config = model.model.model_config.unet_config
+    return BaseModel(family="sd15", model_channels=int(unet_config["model_channels"]), context_dim=int(unet_config["context_dim"]))
+
+
+def require_base(model, base: BaseModel, weights_input: str, input_name: str = "model") -> None:
+    """Raise unless weights made for ``base`` fit ``model``; the message names both inputs."""
+    found = base_of(model)
+    if found != base:
+        raise UnsupportedModelError(
+            f"'{weights_input}' was made for an SD1.5 UNet with model_channels {base.model_channels} and "
+            f"context_dim {base.context_dim}, but '{input_name}' has model_channels {found.model_channels} and "
+            f"context_dim {found.context_dim}; use weights trained for this model size"
         )

@@ -12,20 +12,21 @@ from dataclasses import dataclass
 import comfy.model_management
 import comfy.model_patcher
 import comfy.utils
-import folder_paths
 import torch
 from comfy_api.latest import io
-from safetensors import SafetensorError, safe_open
 
 from ..models.outfitgan.ccm import assemble_outfit
 from ..models.outfitgan.config import OUTFIT_ORDER, OutfitGANConfig
 from ..models.outfitgan.errors import OutfitInputError
-from ..models.outfitgan.inputs import fit_item_image, fit_mask, outfit_grid, to_comfy_image
+from ..models.outfitgan.inputs import (
+    fit_item_image,
+    fit_mask,
+    outfit_grid,
+    to_comfy_image,
+)
 from ..models.outfitgan.silhouettes import default_silhouette
 from ..models.outfitgan.spec import SYSTEM_NAME
-from ..models.weights import WeightFileError, recognise_system
-from .folders import FOLDER_NAME
-from .weights_loader import load_atelier_weights, managed_module, weight_file_names
+from .weights_loader import load_atelier_weights, managed_module, system_file_names
 
 OutfitGANModelType = io.Custom("ATELIER_OUTFITGAN")
 CATEGORY = "Atelier/outfitgan"
@@ -42,20 +43,8 @@ class OutfitGANModel:
 
 
 def outfitgan_file_names() -> list[str]:
-    """Files in ``models/atelier/`` that are OutfitGAN weight files (by metadata or key signature;
-    only the safetensors header is read). Unreadable files and other systems' files are left out."""
-    names = []
-    for name in weight_file_names():
-        path = folder_paths.get_full_path(FOLDER_NAME, name)
-        if path is None:  # listed by a stale folder cache but gone
-            continue
-        try:
-            with safe_open(path, framework="pt") as handle:
-                if recognise_system(handle.metadata() or {}, set(handle.keys())).name == SYSTEM_NAME:
-                    names.append(name)
-        except (OSError, SafetensorError, WeightFileError):
-            continue
-    return names
+    """OutfitGAN weight files in ``models/atelier/``."""
+    return system_file_names(SYSTEM_NAME)
 
 
 def _loaded(patcher: comfy.model_patcher.ModelPatcher) -> tuple[torch.nn.Module, torch.device]:

@@ -14,12 +14,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-import torch
 import comfy.model_patcher
 import comfy.patcher_extension
+import torch
 
 from ..models.log import logger
-from ..models.reference_config import Refresh, ReferenceConfig
+from ..models.reference_config import ReferenceConfig, Refresh
 from ..models.reference_projections import ReferenceProjections
 from ..models.reference_run import ReferenceRun
 from ..models.sites import SITES_BY_NAME
@@ -63,14 +63,18 @@ class ReferenceAttachment:
         mask: optional denoiser-side mask (B_m, H, W).
         projections: learned W'k, W'v (CROSS mode) or None; handed to ComfyUI's memory manager
             (``set_additional_models``) so they load to the device with the UNet.
+        projections_patcher: the ModelPatcher wrapping ``projections``, when the caller keeps one for
+            the module's lifetime (a loader node's output); else one is made here.
     """
 
     def __init__(self, config: ReferenceConfig, source: ReferenceSource, mask: torch.Tensor | None = None,
-                 projections: ReferenceProjections | None = None) -> None:
+                 projections: ReferenceProjections | None = None,
+                 projections_patcher: comfy.model_patcher.ModelPatcher | None = None) -> None:
         self.config = config
         self.source = source
         self.mask = mask
         self.projections = projections
+        self.projections_patcher = projections_patcher
         self.run_key = f"atelier_reference_{uuid.uuid4().hex[:12]}"
 
     def install(self, model: comfy.model_patcher.ModelPatcher) -> None:
@@ -83,18 +87,28 @@ class ReferenceAttachment:
             patch = ReferenceReadPatch(site, unet.get_submodule(site.comfy_attn1), self.run_key, previous)
             model.set_model_attn1_replace(patch, site.block, site.number, site.block_index)
         if self.projections is not None:
-            model.set_additional_models(self.run_key, [managed_module(self.projections)])
+            patcher = self.projections_patcher or managed_module(self.projections)
+            model.set_additional_models(self.run_key, [patcher])
         model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, self.run_key, self.outer_sample)
         model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, self.run_key, self.apply_model)
+
+    @property
+    def uncond_override_key(self) -> str:
+        """transformer_options key through which one UNet call may override the uncond policy."""
+        return f"{self.run_key}_uncond"
+
+    def new_run(self, device: torch.device) -> ReferenceRun:
+        """The run state of one sampling call (a subclass may read through another run type)."""
+        mask = None if self.mask is None else self.mask.to(device)
+        return ReferenceRun(self.config, mask=mask, projections=self.projections)
 
     def outer_sample(self, executor, *args, **kwargs):
         """Create the run for this sampling call and release it afterwards."""
         guider = executor.class_obj
         call = dict(zip(OUTER_SAMPLE_ARGS, args)) | kwargs
         model_sampling = guider.model_patcher.get_model_object("model_sampling")
-        mask = None if self.mask is None else self.mask.to(call["noise"].device)
         comfy_run = ComfyRun(
-            run=ReferenceRun(self.config, mask=mask, projections=self.projections),
+            run=self.new_run(call["noise"].device),
             inputs=RunInputs(context=first_positive_context(guider), seed=int(call.get("seed") or 0)),
             sigma_start=float(model_sampling.percent_to_sigma(self.config.start_percent)),
             sigma_end=float(model_sampling.percent_to_sigma(self.config.end_percent)),
@@ -128,5 +142,6 @@ class ReferenceAttachment:
                 run.set_bank(self.source.capture(executor.class_obj, x, t, comfy_run.inputs, c_crossattn))
                 comfy_run.bank_sigma = sigma
             cond_or_uncond = options.get("cond_or_uncond") or [0]  # a direct call: every row is "cond"
-            run.begin_call(x.shape[0], cond_or_uncond, tuple(x.shape[-2:]), comfy_run.active_at(sigma))
+            run.begin_call(x.shape[0], cond_or_uncond, tuple(x.shape[-2:]), comfy_run.active_at(sigma),
+                           uncond=options.get(self.uncond_override_key))
         return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
