@@ -14,6 +14,7 @@ UPDATE_ENV = "ATELIER_UPDATE_SNAPSHOT"
 SHIPPED_NODE_IDS = {"AtelierReferenceAttention"}
 SHIPPED_NODE_IDS |= {"AtelierOutfitGANLoader", "AtelierOutfitComplete", "AtelierOutfitCompatibility"}  # issue 5
 SHIPPED_NODE_IDS |= {"AtelierText2GraphParse", "AtelierText2GraphEncode", "AtelierText2GraphRender"}  # issue 6
+SHIPPED_NODE_IDS |= {"AtelierDressingLoader", "AtelierEncodeGarments", "AtelierApplyDressing"}  # issue 4
 
 
 def test_snapshot_lists_every_shipped_node_with_the_pack_prefix():
