@@ -13,9 +13,12 @@ from ..sites import SITE_GROUPS, SITES_BY_NAME
 # still encoded in separate batch rows, so their self-attention never mixes.
 DEFAULT_SLOTS: tuple[str, ...] = ("upper", "lower", "dress", "shoes", "bag", "hat")
 
-# §7 of the paper's appendix: λ = 0.7 at inference, η = 350 for GTL.
+# The paper's appendix: λ = 0.7 at inference, η = 350 for GTL, and eq. 15's loss weights
+# L = L_LDM + λ1/m·ΣL_loc + λ2·L_texture with λ1 = 0.01, λ2 = 0.001.
 PAPER_LAMBDA = 0.7
 PAPER_ETA = 350
+PAPER_IGL_WEIGHT = 0.01
+PAPER_GTL_WEIGHT = 0.001
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class DressingConfig:
     def __post_init__(self) -> None:
         if not self.slots or len(set(self.slots)) != len(self.slots):
             raise ReferenceInputError(f"DressingConfig.slots must be distinct and non-empty, got {self.slots}")
+        if self.alpha <= 0:
+            raise ReferenceInputError(f"DressingConfig.alpha must be > 0, got {self.alpha}")
         if self.rank < 1:
             raise ReferenceInputError(f"DressingConfig.rank must be >= 1, got {self.rank}")
         unknown = [name for name in self.sites if name not in SITES_BY_NAME]
@@ -66,7 +71,7 @@ class DressingConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "DressingConfig":
+    def from_dict(cls, data: dict) -> DressingConfig:
         return cls(
             slots=tuple(data.get("slots", DEFAULT_SLOTS)),
             rank=int(data.get("rank", 8)),

@@ -22,7 +22,7 @@ from .garment_lora import GarmentLoRA
 class GarmentSelfAttnProcessor:
     """attn1 of one site in GarmentsNet: bank F_k, then self-attention with Ŵ + ΔŴ_slot."""
 
-    def __init__(self, site: AttentionSite, owner: "DiffusersGarmentsNet") -> None:
+    def __init__(self, site: AttentionSite, owner: DiffusersGarmentsNet) -> None:
         self.site = site
         self.owner = owner
 
@@ -66,7 +66,7 @@ class DiffusersGarmentsNet:
         self.slot_ids: torch.Tensor | None = None
         self._original: dict | None = None
 
-    def __enter__(self) -> "DiffusersGarmentsNet":
+    def __enter__(self) -> DiffusersGarmentsNet:
         original = self.unet.attn_processors
         modules = dict(self.unet.named_modules())
         replaced = {key: SkippedCrossAttnProcessor() if ".attn2." in key else value for key, value in original.items()}

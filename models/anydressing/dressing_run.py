@@ -56,6 +56,8 @@ class DressingRun(ReferenceRun):
             raise ReferenceInputError(
                 f"garment_masks must be (batch, {count}, H, W), one mask per garment; got {tuple(garment_masks.shape)}"
             )
+        if garment_weights is not None and any(w < 0 for w in garment_weights):
+            raise ReferenceInputError(f"garment strengths must be >= 0, got {list(garment_weights)}")
         uniform = garment_weights is None or all(w == 1.0 for w in garment_weights)
         self.garment_weights = None if uniform else torch.tensor(list(garment_weights), dtype=torch.float32)
         self.garment_masks = garment_masks
@@ -112,6 +114,9 @@ class DressingRun(ReferenceRun):
         return plain.index_add(0, rows, self.strength_at(site) * garment_term)
 
     def release(self) -> None:
+        # The bank belongs to the caller's GarmentBank (ComfyUI caches it for the next prompt):
+        # drop the reference instead of letting ReferenceRun.release clear it.
+        self.bank = None
         super().release()
         self.maps.clear()
         self._garment_tokens.clear()

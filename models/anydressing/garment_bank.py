@@ -43,7 +43,7 @@ class GarmentBank:
         return self.bank.nbytes
 
     @classmethod
-    def from_rows(cls, rows_bank: ReferenceBank, categories: Sequence[str], batch: int = 1) -> "GarmentBank":
+    def from_rows(cls, rows_bank: ReferenceBank, categories: Sequence[str], batch: int = 1) -> GarmentBank:
         """Join a GarmentsNet pass's bank along tokens.
 
         Args:
@@ -68,13 +68,18 @@ class GarmentBank:
         return cls(joined, segments, tuple(categories))
 
     @classmethod
-    def join(cls, parts: Sequence["GarmentBank"]) -> "GarmentBank":
+    def join(cls, parts: Sequence[GarmentBank]) -> GarmentBank:
         """Garments of several banks (several encode passes or chained GARMENTS inputs), in order."""
         if not parts:
             raise ReferenceInputError("no garments to join: connect at least one garment image")
         if len(parts) == 1:
             return parts[0]
         sites = parts[0].bank.site_names
+        batches = {part.bank.batch for part in parts}
+        if len(batches) != 1:
+            raise ReferenceInputError(
+                f"cannot join garment banks of different latent batches {sorted(batches)}; join banks made the same way"
+            )
         for part in parts[1:]:
             if part.bank.site_names != sites:
                 raise ReferenceInputError(
@@ -91,7 +96,7 @@ class GarmentBank:
             segments[name] = tuple(length for part in parts for length in part.segments[name])
         return cls(joined, segments, tuple(c for part in parts for c in part.categories))
 
-    def to(self, device: torch.device | str) -> "GarmentBank":
+    def to(self, device: torch.device | str) -> GarmentBank:
         """A copy whose tensors live on ``device`` (the bank stays on the offload device between runs)."""
         moved = ReferenceBank(keep_grad=self.bank.keep_grad)
         for name in self.bank.site_names:

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from .config import DressingConfig
 from ..sites import SITES_BY_NAME
+from .config import DressingConfig
 
 QKV = 3  # ΔŴ_q, ΔŴ_k, ΔŴ_v
 
@@ -45,7 +45,7 @@ class GarmentLoRA(nn.Module):
             self.up[name] = nn.Parameter(torch.zeros(slots, QKV, width, rank))
 
     @classmethod
-    def for_sd15(cls, config: DressingConfig, model_channels: int) -> "GarmentLoRA":
+    def for_sd15(cls, config: DressingConfig, model_channels: int) -> GarmentLoRA:
         """The LoRA for ``config``'s sites and slots on an SD1.5-layout UNet of ``model_channels``."""
         dims = {name: SITES_BY_NAME[name].channels(model_channels) for name in config.sites}
         return cls(dims, len(config.slots), config.rank, config.scale)

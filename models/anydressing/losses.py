@@ -2,7 +2,8 @@
 
 Choices the paper leaves open, made here:
 - ``||A_k − M_k||₂`` is taken as the mean squared difference over the site's tokens, averaged over
-  garments and over every Dressing-Attention site (so low- and high-resolution layers weigh alike).
+  garments and over the m Dressing-Attention sites (§4.4 averages L_loc over the m layers, eq. 15's
+  λ1/m), so the trainer weighs it with λ1 alone.
 - A_k is averaged over attention heads (dressing_attention.py).
 - GTL's perceptual term uses VGG-16 feature distances (the paper uses DISTS, itself built on
   VGG-16) from a user-supplied weights file; without one only the high-frequency term runs, and one
@@ -39,6 +40,11 @@ def localization_loss(maps: Mapping[str, torch.Tensor], garment_masks: torch.Ten
     rows, count = garment_masks.shape[:2]
     losses = []
     for name, attention in maps.items():
+        if attention.shape[0] != rows or attention.shape[2] != count:
+            raise ValueError(
+                f"maps at {name} are {tuple(attention.shape)} (rows, tokens, garments) but garment_masks are "
+                f"{tuple(garment_masks.shape)}: give one mask per garment for every reading row"
+            )
         grid = SITES_BY_NAME[name].token_grid(*latent_hw)
         target = mask_to_tokens(garment_masks.flatten(0, 1).to(attention), grid)  # (R·N, T, 1)
         target = target.reshape(rows, count, -1).transpose(1, 2)  # (R, T, N)
