@@ -257,3 +257,23 @@ def test_garment_masks_at_encode_whiten_the_background(world):
     plain_white = encode(world, white, "upper")
     for name in whitened.bank.bank.site_names:
         torch.testing.assert_close(whitened.bank.bank._states[name], plain_white.bank.bank._states[name])
+
+
+def test_a_trained_file_from_train_anydressing_runs_in_the_nodes(world, comfy_node_registry, tmp_path, baseline):
+    """Two toy-world training steps (tiny SD1.5 layout, the test checkpoint's sizes) -> models/atelier/ ->
+    Load Dressing -> Encode Garments -> Apply Dressing -> KSampler."""
+    from atelier.nodes.folders import FOLDER_NAME
+    from atelier.train.anydressing.cli import parse_args, train
+
+    out = tmp_path / "trained"
+    train(parse_args(["--size", "32", "--people", "8", "--batch-size", "2", "--garments", "upper,lower", "--rank", "2",
+                      "--steps", "2", "--checkpoint-every", "2", "--out", str(out)]))
+    comfy_node_registry.folder_paths.add_model_folder_path(FOLDER_NAME, str(out))
+    trained = world.nodes["AtelierDressingLoader"].execute(weights="anydressing.safetensors").args[0]
+    assert trained.base.model_channels == BASE_CHANNELS and trained.base.context_dim == world.context_dim
+    garments = world.nodes["AtelierEncodeGarments"].execute(
+        model=world.model, vae=world.vae, dressing=trained, garments=torch.cat([world.upper, world.upper]),
+        categories="upper, lower",
+    ).args[0]
+    dressed = run(world, apply(world, garments))
+    assert torch.isfinite(dressed).all() and (dressed - baseline).abs().max() > 1e-4

@@ -1,0 +1,5 @@
+"""``python -m atelier.train.anydressing``."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,50 @@
+"""Training checkpoints: accelerate's ``save_state`` (trained modules, optimizer, RNG) plus the step.
+
+Layout: ``<dir>/step-<step, 7 digits>/`` with accelerate's files and ``progress.json``
+({"step": steps done}); only the newest ``keep`` are kept. Batches, noise and timesteps are drawn
+from (seed, step), so resuming from a checkpoint continues exactly as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+logger = logging.getLogger("atelier.train.anydressing")
+
+PROGRESS_FILE = "progress.json"
+PREFIX = "step-"
+
+
+def checkpoint_dirs(root: Path) -> list[Path]:
+    """Complete checkpoints under ``root``, oldest first."""
+    if not root.is_dir():
+        return []
+    return sorted(path for path in root.glob(f"{PREFIX}*") if (path / PROGRESS_FILE).is_file())
+
+
+def save_checkpoint(accelerator, root: Path, step: int, keep: int) -> Path:
+    """Save the state after ``step`` steps; drop all but the newest ``keep`` checkpoints."""
+    path = root / f"{PREFIX}{step:07d}"
+    accelerator.save_state(str(path))
+    if accelerator.is_main_process:
+        (path / PROGRESS_FILE).write_text(json.dumps({"step": step}))
+        for old in checkpoint_dirs(root)[:-keep]:
+            shutil.rmtree(old)
+        logger.info("checkpoint %s", path)
+    accelerator.wait_for_everyone()
+    return path
+
+
+def resume_latest(accelerator, root: Path) -> int:
+    """Load the newest checkpoint under ``root``; the steps it reached (0 without one)."""
+    found = checkpoint_dirs(root)
+    if not found:
+        logger.info("no checkpoint under %s; starting from step 0", root)
+        return 0
+    accelerator.load_state(str(found[-1]))
+    step = int(json.loads((found[-1] / PROGRESS_FILE).read_text())["step"])
+    logger.info("resumed from %s (step %d)", found[-1], step)
+    return step

@@ -1,0 +1,249 @@
+"""``python -m atelier.train.anydressing``: stage 0 (a tiny denoiser that draws toy people) or the
+dressing stage (GFE LoRA + Dressing-Attention W'k, W'v against the frozen denoiser), checkpoints,
+exact resume, and the Atelier weight file.
+
+Example (toy world, CPU minutes)::
+
+    python -m atelier.train.anydressing --stage base --data toyworld --size 128 --steps 400 --out out/ad
+    python -m atelier.train.anydressing --data toyworld --size 128 --init-unet out/ad/base_unet.safetensors \\
+        --garments upper,lower --steps 300 --out out/ad
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from safetensors.torch import save_file
+
+from ...models.anydressing.config import DEFAULT_SLOTS, PAPER_ETA, DressingConfig
+from ...models.anydressing.spec import ANYDRESSING
+from ...models.outfitgan.perceptual import build_perceptual_loss
+from ...models.sites import SITE_GROUPS
+from ...models.weights import save_weight_file
+from .checkpoints import resume_latest, save_checkpoint
+from .components import BaseComponents, load_base
+from .data import DATA_SOURCES, TILED_CATEGORY, batch_for_step, build_dataset
+from .steps import (
+    LossWeights,
+    base_losses,
+    build_trainables,
+    dressing_losses,
+    step_generator,
+)
+
+logger = logging.getLogger("atelier.train.anydressing")
+
+WEIGHT_FILE = "anydressing.safetensors"
+GARMENTS_UNET_FILE = "anydressing_garmentsnet_unet.safetensors"
+BASE_UNET_FILE = "base_unet.safetensors"
+
+
+class TrainingOptionError(ValueError):
+    """A command-line option is out of range or does not fit the others; the message names the flag."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options; cross-field checks raise TrainingOptionError naming the flag."""
+    p = argparse.ArgumentParser(prog="python -m atelier.train.anydressing", description=__doc__.splitlines()[0])
+    p.add_argument("--stage", choices=("base", "dressing"), default="dressing",
+                   help="base: train the whole tiny denoiser on people (stage 0); dressing: AnyDressing")
+    p.add_argument("--data", choices=DATA_SOURCES, default="toyworld", help="training data")
+    p.add_argument("--data-root", default=None, help="DressCode folder (upper_body/, lower_body/, dresses/)")
+    p.add_argument("--people", type=int, default=1000, help="toy-world people 0..N-1 to train on")
+    p.add_argument("--world-seed", type=int, default=0, help="toy-world seed")
+    p.add_argument("--size", type=int, default=128, help="image side in pixels (SD1.5: 512)")
+    p.add_argument("--garments", default="upper,lower,dress",
+                   help="toy world: garment categories a sample uses (those it wears among them, in this order)")
+    p.add_argument("--prompt", choices=("caption", "empty"), default="caption",
+                   help="text prompt: the sample's caption, or the empty prompt for every sample")
+    p.add_argument("--base", default="tiny", help="'tiny' (tiny SD1.5-layout UNet + pixel VAE) or a diffusers SD1.5 folder")
+    p.add_argument("--init-unet", default=None, help="diffusers-format UNet weights to start from (stage 0's base_unet.safetensors)")
+    p.add_argument("--vae-factor", type=int, default=8, help="--base tiny: the pixel VAE's down-sampling factor")
+    p.add_argument("--garments-net", choices=("lora", "full"), default="lora",
+                   help="lora: GarmentsNet = frozen base UNet + GFE LoRA; full: also train a copy of the UNet")
+    p.add_argument("--reference", choices=("per-garment", "tiled"), default="per-garment",
+                   help="per-garment: one GarmentsNet row per garment, slot by category (GFE); tiled: the "
+                        "paper's 'Base' ablation, all garments side by side in one reference image, one slot")
+    p.add_argument("--slots", default=",".join(DEFAULT_SLOTS), help="garment categories with a LoRA slot")
+    p.add_argument("--rank", type=int, default=8, help="GFE LoRA rank r")
+    p.add_argument("--alpha", type=float, default=8.0, help="GFE LoRA alpha")
+    p.add_argument("--sites", choices=tuple(SITE_GROUPS), default="all", help="Dressing-Attention / GFE sites")
+    p.add_argument("--steps", type=int, default=1000, help="optimiser steps")
+    p.add_argument("--batch-size", type=int, default=4, help="samples per step")
+    p.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate")
+    p.add_argument("--igl-weight", type=float, default=0.01, help="λ1 of L_loc (IGL, eq. 9); paper 0.01")
+    p.add_argument("--gtl-weight", type=float, default=0.001, help="λ2 of L_texture (GTL, eq. 11); paper 0.001")
+    p.add_argument("--eta", type=int, default=PAPER_ETA, help="η: GTL runs on timesteps t <= η; paper 350")
+    p.add_argument("--train-strength", type=float, default=1.0, help="λ of Dressing-Attention (eq. 6) while training")
+    p.add_argument("--perceptual-weights", default=None, help="VGG-16 weights (torchvision layout) for GTL's perceptual "
+                   "term; without it only the high-frequency term runs")
+    p.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no", help="passed to accelerate")
+    p.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: torch's choice); 1 is much faster on a busy, shared CPU")
+    p.add_argument("--seed", type=int, default=0, help="training seed")
+    p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (0: only at the end)")
+    p.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of this stage")
+    p.add_argument("--log-every", type=int, default=50, help="steps between loss log lines")
+    p.add_argument("--out", required=True, help="output folder")
+    args = p.parse_args(argv)
+    check_args(args)
+    return args
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Cross-field checks."""
+    if args.steps < 0:
+        raise TrainingOptionError(f"--steps must be >= 0, got {args.steps}")
+    if args.batch_size < 1:
+        raise TrainingOptionError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.keep_checkpoints < 1:
+        raise TrainingOptionError(f"--keep-checkpoints must be >= 1, got {args.keep_checkpoints}")
+    if args.size % args.vae_factor:
+        raise TrainingOptionError(f"--size {args.size} must be a multiple of --vae-factor {args.vae_factor}")
+    if args.threads is not None and args.threads < 1:
+        raise TrainingOptionError(f"--threads must be >= 1, got {args.threads}")
+    if args.igl_weight < 0 or args.gtl_weight < 0:
+        raise TrainingOptionError("--igl-weight and --gtl-weight must be >= 0")
+    if args.data == "dresscode" and args.data_root is None:
+        raise TrainingOptionError("--data dresscode needs --data-root")
+
+
+def dressing_config(args: argparse.Namespace) -> DressingConfig:
+    """The DressingConfig of the flags; the tiled 'Base' ablation has the single slot TILED_CATEGORY."""
+    slots = (TILED_CATEGORY,) if args.reference == "tiled" else tuple(s for s in args.slots.split(",") if s)
+    return DressingConfig(slots=slots, rank=args.rank, alpha=args.alpha, sites=SITE_GROUPS[args.sites])
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: written files, per-step losses, and the trained modules (unwrapped)."""
+
+    outputs: list[Path]
+    losses: list[dict[str, float]] = field(default_factory=list)
+    modules: dict[str, torch.nn.Module] = field(default_factory=dict)
+
+
+def _captions(args: argparse.Namespace, captions: list[str]) -> list[str]:
+    return captions if args.prompt == "caption" else [""] * len(captions)
+
+
+def _log(step: int, total: int, losses: dict[str, float], rate: float, log_file: Path) -> None:
+    logger.info("step %d/%d %s  %.2f steps/s", step, total, " ".join(f"{k}={v:.4f}" for k, v in losses.items()), rate)
+    with log_file.open("a") as handle:
+        handle.write(json.dumps({"step": step, **losses}) + "\n")
+
+
+def average_gradients(accelerator: Accelerator, prepared: torch.nn.Module) -> None:
+    """Mean of the gradients over processes. The dressing stage calls the unwrapped modules (not the
+    DDP wrapper's forward), so DDP does not synchronise them; a single process does nothing."""
+    if accelerator.num_processes == 1:
+        return
+    for parameter in prepared.parameters():
+        if parameter.grad is not None:
+            parameter.grad = accelerator.reduce(parameter.grad, reduction="mean")
+
+
+def train(args: argparse.Namespace) -> TrainResult:
+    """Run the asked stage (resuming when asked) and export; returns the files and losses."""
+    accelerator = Accelerator(mixed_precision=args.mixed_precision, cpu=args.cpu)
+    set_seed(args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    components = load_base(args.base, args.seed, args.init_unet, args.vae_factor).to(accelerator.device)
+    categories = tuple(c for c in args.garments.split(",") if c)
+    dataset = build_dataset(args.data, args.size, args.data_root, args.people, args.world_seed, categories)
+    groups = dataset.groups
+    if args.stage == "base":
+        trained = components.unet.requires_grad_(True).train()
+        config = None
+        perceptual = None
+    else:
+        components.unet.requires_grad_(False).eval()
+        config = dressing_config(args)
+        trained = build_trainables(config, components, args.garments_net == "full").to(accelerator.device)
+        weights = LossWeights(igl=args.igl_weight, gtl=args.gtl_weight, eta=args.eta, strength=args.train_strength)
+        perceptual = build_perceptual_loss(args.perceptual_weights) if args.gtl_weight > 0 else None
+        if perceptual is not None:
+            perceptual = perceptual.to(accelerator.device)
+    optimizer = torch.optim.AdamW([p for p in trained.parameters() if p.requires_grad], lr=args.lr)
+    prepared, optimizer = accelerator.prepare(trained, optimizer)
+    checkpoint_root = out / f"checkpoints-{args.stage}"
+    step = resume_latest(accelerator, checkpoint_root) if args.resume else 0
+    log_file = out / f"losses-{args.stage}.jsonl"
+    history: list[dict[str, float]] = []
+    started, first = time.perf_counter(), step
+    while step < args.steps:
+        batch = batch_for_step(dataset, groups, step, args.batch_size, args.seed, tile=args.reference == "tiled",
+                               process=accelerator.process_index).to(accelerator.device)
+        generator = step_generator(args.seed, step)
+        captions = _captions(args, batch.captions)
+        with accelerator.autocast():
+            if args.stage == "base":
+                losses = base_losses(components, prepared, batch, generator, captions)
+                total = losses["ldm"]
+            else:
+                losses = dressing_losses(components, accelerator.unwrap_model(prepared), config, batch, generator,
+                                         weights, captions, perceptual)
+                total = losses["total"]
+        accelerator.backward(total)
+        if args.stage == "dressing":
+            average_gradients(accelerator, prepared)
+        optimizer.step()
+        optimizer.zero_grad()
+        step += 1
+        values = {name: float(value.detach()) for name, value in losses.items()}
+        history.append(values)
+        if step % args.log_every == 0 or step == args.steps:
+            rate = (step - first) / max(time.perf_counter() - started, 1e-9)
+            _log(step, args.steps, values, rate, log_file)
+        if step == args.steps or (args.checkpoint_every and step % args.checkpoint_every == 0):
+            save_checkpoint(accelerator, checkpoint_root, step, args.keep_checkpoints)
+    module = accelerator.unwrap_model(prepared)
+    outputs = export(accelerator, args, components, config, module)
+    return TrainResult(outputs, history, {"trained": module})
+
+
+def _save_unet(unet: torch.nn.Module, path: Path, stage: str) -> None:
+    state = {key: value.detach().cpu().contiguous() for key, value in unet.state_dict().items()}
+    save_file(state, str(path), metadata={"atelier.stage": stage, "format": "diffusers_unet"})
+
+
+def export(accelerator: Accelerator, args: argparse.Namespace, components: BaseComponents,
+           config: DressingConfig | None, module: torch.nn.Module) -> list[Path]:
+    """Stage 0: ``base_unet.safetensors`` (diffusers UNet state dict). Dressing: the Atelier weight
+    file, plus GarmentsNet's UNet (diffusers format, for the core UNETLoader) in full mode."""
+    out = Path(args.out)
+    paths: list[Path] = []
+    if accelerator.is_main_process:
+        if config is None:
+            paths.append(out / BASE_UNET_FILE)
+            _save_unet(module, paths[-1], "base")
+        else:
+            paths.append(out / WEIGHT_FILE)
+            save_weight_file(str(paths[-1]), ANYDRESSING, components.base_model, config.to_dict(),
+                             {"garment_lora": module.garment_lora, "projections": module.projections})
+            if module.garments_unet is not None:
+                paths.append(out / GARMENTS_UNET_FILE)
+                _save_unet(module.garments_unet, paths[-1], "garmentsnet")
+    accelerator.wait_for_everyone()
+    return paths
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: parse, train, print the written files."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    args = parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    for path in train(args).outputs:
+        print(path)

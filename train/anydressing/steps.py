@@ -1,0 +1,152 @@
+"""One training step of each stage.
+
+Stage 0 (``base``): the tiny denoiser learns toy people, plain ε-prediction (eq. 2), all UNet weights.
+
+Dressing stage (§4.4): DressingNet (the UNet) is frozen. GarmentsNet encodes the garments once at
+t = 0 (one row per garment, LoRA slot by category, cross-attention excised), the banked F_k are
+joined into F_all, and DressingNet's self-attentions read them through Dressing-Attention (eq. 6)
+with the learned W'k, W'v. Loss: L_LDM + igl·L_loc (eq. 9) + gtl·L_texture (eq. 11, t ≤ η).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...models.anydressing.config import DressingConfig
+from ...models.anydressing.diffusers_garments import DiffusersGarmentsNet
+from ...models.anydressing.dressing_run import DressingRun
+from ...models.anydressing.garment_bank import GarmentBank
+from ...models.anydressing.garment_lora import GarmentLoRA
+from ...models.anydressing.losses import localization_loss, predicted_x0, texture_loss
+from ...models.diffusers_host import DiffusersReferenceHost
+from ...models.reference_config import ReadMode, ReferenceConfig
+from ...models.reference_projections import ReferenceProjections
+from ...models.sites import SITES_BY_NAME
+from .components import BaseComponents, encode_text
+from .data import DressingBatch
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """λ of each term (paper appendix §7.1: λ1 = 0.01 for IGL, λ2 = 0.001 for GTL, η = 350).
+
+    Args:
+        igl: weight of L_loc.
+        gtl: weight of L_texture.
+        eta: η, GTL runs on rows with t ≤ η.
+        strength: λ of eq. 6 while training.
+    """
+
+    igl: float = 0.01
+    gtl: float = 0.001
+    eta: int = 350
+    strength: float = 1.0
+
+
+class DressingTrainables(nn.Module):
+    """Everything the dressing stage trains: GFE LoRA, W'k/W'v and, in full mode, GarmentsNet's UNet.
+
+    Args:
+        garment_lora: GFE's ΔŴ per slot and site.
+        projections: Dressing-Attention's W'k, W'v.
+        garments_unet: a trainable GarmentsNet UNet copy, or None (LoRA mode: the frozen base).
+    """
+
+    def __init__(self, garment_lora: GarmentLoRA, projections: ReferenceProjections, garments_unet: nn.Module | None = None) -> None:
+        super().__init__()
+        self.garment_lora = garment_lora
+        self.projections = projections
+        self.garments_unet = garments_unet
+
+
+def build_trainables(config: DressingConfig, components: BaseComponents, full_garments_net: bool) -> DressingTrainables:
+    """Fresh LoRA (B = 0), W'k, W'v copied from each site's Wk, Wv (§4.2.1), optional UNet copy."""
+    channels = components.base_model.model_channels
+    lora = GarmentLoRA.for_sd15(config, channels)
+    projections = ReferenceProjections.for_sd15(channels, config.sites)
+    modules = dict(components.unet.named_modules())
+    projections.initialise_from({
+        name: (modules[SITES_BY_NAME[name].diffusers_attn1].to_k.weight, modules[SITES_BY_NAME[name].diffusers_attn1].to_v.weight)
+        for name in config.sites
+    })
+    garments_unet = copy.deepcopy(components.unet).requires_grad_(True) if full_garments_net else None
+    return DressingTrainables(lora, projections, garments_unet)
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The CPU generator of step ``step``'s noise and timesteps (fixed by (seed, step): exact resume)."""
+    value = int(np.random.default_rng((seed, step, 7)).integers(0, 2**62))
+    return torch.Generator().manual_seed(value)
+
+
+def noise_and_timesteps(latents: torch.Tensor, scheduler, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """ε (like ``latents``) and t (B,) drawn on the CPU, moved to the latents' device."""
+    noise = torch.randn(latents.shape, generator=generator).to(latents)
+    steps = int(scheduler.config.num_train_timesteps)
+    timesteps = torch.randint(0, steps, (latents.shape[0],), generator=generator).to(latents.device)
+    return noise, timesteps
+
+
+def base_losses(components: BaseComponents, unet: nn.Module, batch: DressingBatch, generator: torch.Generator,
+                captions: list[str]) -> dict[str, torch.Tensor]:
+    """Stage 0: L_LDM of the whole UNet on the batch's people."""
+    with torch.no_grad():
+        latents = components.vae.encode(batch.persons)  # (B, 4, h, w)
+    noise, timesteps = noise_and_timesteps(latents, components.scheduler, generator)
+    noisy = components.scheduler.add_noise(latents, noise, timesteps)
+    prediction = unet(noisy, timesteps, encoder_hidden_states=encode_text(components, captions)).sample
+    return {"ldm": F.mse_loss(prediction.float(), noise.float())}
+
+
+def encode_garments(components: BaseComponents, trainables: DressingTrainables, config: DressingConfig,
+                    garments: torch.Tensor, categories: tuple[str, ...]) -> GarmentBank:
+    """GarmentsNet at t = 0 over garment images (B, N, 3, H, W): the joined bank (B, N·L, C) per site."""
+    batch = garments.shape[0]
+    with torch.no_grad():
+        latents = components.vae.encode(garments.flatten(0, 1))  # (B·N, 4, h, w)
+    slot_ids = torch.tensor([config.slot_index(c) for c in categories] * batch, device=latents.device)  # (B·N,)
+    unet = trainables.garments_unet if trainables.garments_unet is not None else components.unet
+    with DiffusersGarmentsNet(unet, trainables.garment_lora, config.sites) as garments_net:
+        rows = garments_net.encode(latents, slot_ids, keep_grad=True)
+    return GarmentBank.from_rows(rows, categories, batch=batch)
+
+
+def reading_config(config: DressingConfig, strength: float) -> ReferenceConfig:
+    """Dressing-Attention settings: cross read mode at every site of ``config``, λ = ``strength``."""
+    return ReferenceConfig(mode=ReadMode.CROSS, strength=strength, site_weights={name: 1.0 for name in config.sites})
+
+
+def dressing_losses(components: BaseComponents, trainables: DressingTrainables, config: DressingConfig,
+                    batch: DressingBatch, generator: torch.Generator, weights: LossWeights, captions: list[str],
+                    perceptual=None) -> dict[str, torch.Tensor]:
+    """The dressing stage's terms for one batch; ``total`` is what is back-propagated."""
+    with torch.no_grad():
+        latents = components.vae.encode(batch.persons)  # (B, 4, h, w)
+    noise, timesteps = noise_and_timesteps(latents, components.scheduler, generator)
+    noisy = components.scheduler.add_noise(latents, noise, timesteps)
+    context = encode_text(components, captions)
+    with DiffusersReferenceHost(components.unet, reading_config(config, weights.strength), trainables.projections) as host:
+        garments = encode_garments(components, trainables, config, batch.garments, batch.categories)
+        run = DressingRun(host.config, garments, trainables.projections, record_maps=weights.igl > 0)
+        try:
+            prediction = host.forward(run, noisy, timesteps, context, cond_or_uncond=[0]).sample
+            losses = {"ldm": F.mse_loss(prediction.float(), noise.float())}
+            if weights.igl > 0:
+                losses["loc"] = localization_loss(run.maps, batch.garment_masks, tuple(latents.shape[-2:]))
+        finally:
+            run.release()
+    total = losses["ldm"] + weights.igl * losses.get("loc", 0.0)
+    if weights.gtl > 0:
+        alphas = components.scheduler.alphas_cumprod.to(latents.device)[timesteps]  # (B,) ᾱ_t
+        generated = components.vae.decode(predicted_x0(noisy, prediction, alphas))  # Î = D(ẑ_0), eq. 10
+        losses["texture"] = texture_loss(generated.float(), batch.persons.float(), batch.garment_masks, timesteps,
+                                         weights.eta, perceptual)
+        total = total + weights.gtl * losses["texture"]
+    losses["total"] = total
+    return losses
