@@ -28,7 +28,7 @@ from ...models.anydressing.spec import ANYDRESSING
 from ...models.outfitgan.perceptual import build_perceptual_loss
 from ...models.sites import SITE_GROUPS
 from ...models.weights import save_weight_file
-from .checkpoints import resume_latest, save_checkpoint
+from ..checkpoints import resume_latest, save_checkpoint
 from .components import BaseComponents, load_base
 from .data import DATA_SOURCES, TILED_CATEGORY, batch_for_step, build_dataset
 from .steps import (

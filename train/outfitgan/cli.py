@@ -24,7 +24,7 @@ from ...models.outfitgan.losses import LossWeights
 from ...models.outfitgan.perceptual import build_perceptual_loss
 from ...models.outfitgan.spec import OUTFITGAN, outfitgan_base
 from ...models.weights import load_weight_file, save_weight_file
-from .checkpoints import resume_latest, save_checkpoint
+from ..checkpoints import resume_latest, save_checkpoint
 from .data import DATA_SOURCES, batch_for_step, outfit_dataset
 from .steps import OutfitGANModels, build_models, ccm_training_step, gan_training_step
 

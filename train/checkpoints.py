@@ -1,8 +1,10 @@
-"""Training checkpoints: accelerate's ``save_state`` of every model and optimizer, plus the step reached.
+"""Training checkpoints shared by every trainer: accelerate's ``save_state`` of every model and
+optimizer, plus the step reached.
 
 Layout: ``<checkpoint_dir>/step-<global step, 7 digits>/`` holding accelerate's files and
-``progress.json`` ({"step": global step done}); the global step counts CCM pre-training steps
-first, then GAN steps. Only the newest ``keep`` checkpoints are kept.
+``progress.json`` ({"step": global step done}); only the newest ``keep`` checkpoints are kept.
+A trainer that draws its batches and noise from (seed, step) resumes exactly. (OutfitGAN's global
+step counts CCM pre-training steps first, then GAN steps.)
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 import shutil
 from pathlib import Path
 
-logger = logging.getLogger("atelier.train.outfitgan")
+logger = logging.getLogger("atelier.train")
 
 PROGRESS_FILE = "progress.json"
 PREFIX = "step-"
