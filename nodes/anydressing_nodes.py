@@ -184,8 +184,9 @@ class ApplyDressingNode(io.ComfyNode):
                                "(strong, as in training). same: the garments too (weaker). garment_guidance: its own "
                                "scale for the garments ('garment_guidance' below; one extra UNet pass per step)."),
                 io.Float.Input("garment_guidance", default=3.0, min=0.0, max=30.0, step=0.1,
-                               tooltip="Garment guidance scale, used with uncond = garment_guidance: 1 = garments "
-                               "unguided, the sampler's CFG = same as no_garment."),
+                               tooltip="Garment guidance scale, used with uncond = garment_guidance: 1 gives the same "
+                               "result as uncond = same (garments unguided); the sampler's CFG value gives the same "
+                               "result as no_garment."),
                 io.Mask.Input("garment_masks", optional=True,
                               tooltip="Optional target region of each garment in the generated image (1 = allowed): one "
                               "mask per garment in encode order, or one per garment for each latent. Any size."),
