@@ -27,20 +27,8 @@ from ..models.anydressing.garment_bank import GarmentBank
 from ..models.reference_config import ReferenceConfig, UncondPolicy
 from ..models.reference_projections import ReferenceProjections
 from .reference_attachment import ReferenceAttachment
-from .reference_source import RunInputs
 
 UNCOND_CHUNK = 1
-
-
-class GarmentBankSource:
-    """The bank source of a dressing: already written by the encode node (GarmentsNet runs once
-    per GARMENTS, not per sampling run); it only moves to the sampling device."""
-
-    def __init__(self, garments: GarmentBank) -> None:
-        self.garments = garments
-
-    def capture(self, base_model, x: torch.Tensor, sigma: torch.Tensor, inputs: RunInputs, context_like: torch.Tensor):
-        return self.garments.to(x.device).bank
 
 
 class DressingAttachment(ReferenceAttachment):
@@ -60,7 +48,8 @@ class DressingAttachment(ReferenceAttachment):
                  garment_weights: Sequence[float] | None = None, garment_masks: torch.Tensor | None = None,
                  garment_guidance: float | None = None,
                  projections_patcher: comfy.model_patcher.ModelPatcher | None = None) -> None:
-        super().__init__(config, GarmentBankSource(garments), projections=projections,
+        # no bank source: every run is created holding the encoded garments (GarmentsNet ran in the encode node)
+        super().__init__(config, None, projections=projections,
                          projections_patcher=projections_patcher)
         self.garments = garments
         self.garment_weights = garment_weights

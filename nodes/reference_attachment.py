@@ -59,7 +59,8 @@ class ReferenceAttachment:
 
     Args:
         config: settings of this application.
-        source: produces the bank (SameModelReference, or a system's own reference network).
+        source: produces the bank (SameModelReference, or a system's own reference network); None
+            when ``new_run`` returns runs that already hold their bank (AnyDressing's encoded garments).
         mask: optional denoiser-side mask (B_m, H, W).
         projections: learned W'k, W'v (CROSS mode) or None; handed to ComfyUI's memory manager
             (``set_additional_models``) so they load to the device with the UNet.
@@ -67,7 +68,7 @@ class ReferenceAttachment:
             the module's lifetime (a loader node's output); else one is made here.
     """
 
-    def __init__(self, config: ReferenceConfig, source: ReferenceSource, mask: torch.Tensor | None = None,
+    def __init__(self, config: ReferenceConfig, source: ReferenceSource | None, mask: torch.Tensor | None = None,
                  projections: ReferenceProjections | None = None,
                  projections_patcher: comfy.model_patcher.ModelPatcher | None = None) -> None:
         self.config = config
@@ -108,7 +109,8 @@ class ReferenceAttachment:
         call = dict(zip(OUTER_SAMPLE_ARGS, args)) | kwargs
         model_sampling = guider.model_patcher.get_model_object("model_sampling")
         comfy_run = ComfyRun(
-            run=self.new_run(call["noise"].device),
+            # the UNet's device: ``noise`` is still on the intermediate device until the executor runs
+            run=self.new_run(guider.model_patcher.load_device),
             inputs=RunInputs(context=first_positive_context(guider), seed=int(call.get("seed") or 0)),
             sigma_start=float(model_sampling.percent_to_sigma(self.config.start_percent)),
             sigma_end=float(model_sampling.percent_to_sigma(self.config.end_percent)),
@@ -138,7 +140,7 @@ class ReferenceAttachment:
             # Every-step refresh rewrites the bank when sigma moves on, not again for the other
             # UNet calls of the same step (ComfyUI splits CFG chunks into calls when memory is short).
             stale = self.config.refresh == Refresh.EVERY_STEP and sigma != comfy_run.bank_sigma
-            if run.bank is None or stale:
+            if self.source is not None and (run.bank is None or stale):
                 run.set_bank(self.source.capture(executor.class_obj, x, t, comfy_run.inputs, c_crossattn))
                 comfy_run.bank_sigma = sigma
             cond_or_uncond = options.get("cond_or_uncond") or [0]  # a direct call: every row is "cond"
