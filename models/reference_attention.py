@@ -18,6 +18,8 @@ from .reference_config import ReadMode
 from .row_plan import RowPlan
 
 PlainAttention = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+# The CROSS read's attention term for the reading rows, (q_read, k_ref, v_ref) -> (R, T, H·D), before λ.
+CrossAttention = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def multihead_attention(
@@ -68,6 +70,7 @@ def read_reference(
     plan: RowPlan,
     query_mask: torch.Tensor | None,
     plain_attention: PlainAttention,
+    cross_attention: CrossAttention | None = None,
 ) -> torch.Tensor:
     """Self-attention output of one site with the reference read into the rows ``plan.rows``.
 
@@ -78,6 +81,8 @@ def read_reference(
         strength: s for CONCAT, λ for CROSS; must be > 0 (callers skip the site at 0).
         query_mask: (R, T, 1) in [0, 1]: where on the denoiser's grid the reference applies; None = everywhere.
         plain_attention: the host's unpatched attention, used for rows that do not read.
+        cross_attention: the CROSS term Softmax(QK'ᵀ/√d)V' for the reading rows; None = one softmax
+            over all reference tokens (AnyDressing passes its per-garment Dressing-Attention).
     """
     rows = plan.rows.to(q.device)
     if mode == ReadMode.CONCAT and plan.reads_all_rows and query_mask is None:
@@ -92,8 +97,10 @@ def read_reference(
             q_read, k_self.index_select(0, rows), v_self.index_select(0, rows), k_ref, v_ref, heads, strength
         )
         delta = patched - plain.index_select(0, rows)
-    else:
+    elif cross_attention is None:
         delta = strength * multihead_attention(q_read, k_ref, v_ref, heads)
+    else:
+        delta = strength * cross_attention(q_read, k_ref, v_ref)
     if query_mask is not None:
         delta = delta * query_mask
     return plain.index_add(0, rows, delta)

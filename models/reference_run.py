@@ -16,7 +16,7 @@ import torch
 
 from .errors import ReferenceInputError
 from .masks import mask_to_tokens
-from .reference_attention import read_reference, PlainAttention
+from .reference_attention import CrossAttention, PlainAttention, read_reference
 from .reference_bank import ReferenceBank
 from .reference_config import ReadMode, ReferenceConfig, UncondPolicy
 from .reference_projections import ReferenceProjections
@@ -156,7 +156,12 @@ class ReferenceRun:
             plan=self.call.plan,
             query_mask=self.query_mask(site, q),
             plain_attention=plain_attention,
+            cross_attention=self.cross_attention(site, heads),
         )
+
+    def cross_attention(self, site: AttentionSite, heads: int) -> CrossAttention | None:
+        """The CROSS term at ``site``; None = one softmax over the whole bank (a subclass may split it)."""
+        return None
 
     def release(self) -> None:
         """Drop every tensor the run holds (end of sampling, also after an error)."""

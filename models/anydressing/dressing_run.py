@@ -13,7 +13,7 @@ import torch
 
 from ..errors import ReferenceInputError
 from ..masks import mask_to_tokens
-from ..reference_attention import PlainAttention
+from ..reference_attention import CrossAttention
 from ..reference_config import ReadMode, ReferenceConfig
 from ..reference_projections import ReferenceProjections
 from ..reference_run import ReferenceRun
@@ -86,32 +86,20 @@ class DressingRun(ReferenceRun):
             self._garment_tokens[key] = tokens
         return tokens.index_select(0, self.call.plan.mask_rows.to(like.device))
 
-    def read(
-        self,
-        site: AttentionSite,
-        q: torch.Tensor,
-        k_self: torch.Tensor,
-        v_self: torch.Tensor,
-        k_ref: torch.Tensor,
-        v_ref: torch.Tensor,
-        heads: int,
-        plain_attention: PlainAttention,
-    ) -> torch.Tensor:
-        """Z_new = Softmax(QKᵀ/√d)V + λ·(garment term) for the reading rows; other rows stay plain."""
-        self.reads[site.name] += 1
-        plain = plain_attention(q, k_self, v_self)
-        plan = self.call.plan
-        if plan.reads_no_row:
-            return plain
-        rows = plan.rows.to(q.device)
-        weights = None if self.garment_weights is None else self.garment_weights.to(q.device)
-        garment_term, maps = dressing_attention(
-            q.index_select(0, rows), k_ref, v_ref, heads, self.segments[site.name],
-            garment_weights=weights, garment_masks=self.garment_mask_tokens(site, q), want_maps=self.record_maps,
-        )
-        if maps is not None:
-            self.maps[site.name] = maps
-        return plain.index_add(0, rows, self.strength_at(site) * garment_term)
+    def cross_attention(self, site: AttentionSite, heads: int) -> CrossAttention:
+        """Eq. 6's garment term over N garments, with per-garment weights/masks; records IGL maps."""
+
+        def garment_term(q_read: torch.Tensor, k_ref: torch.Tensor, v_ref: torch.Tensor) -> torch.Tensor:
+            weights = None if self.garment_weights is None else self.garment_weights.to(q_read.device)
+            term, maps = dressing_attention(
+                q_read, k_ref, v_ref, heads, self.segments[site.name], garment_weights=weights,
+                garment_masks=self.garment_mask_tokens(site, q_read), want_maps=self.record_maps,
+            )
+            if maps is not None:
+                self.maps[site.name] = maps
+            return term
+
+        return garment_term
 
     def release(self) -> None:
         # The bank belongs to the caller's GarmentBank (ComfyUI caches it for the next prompt):
