@@ -32,6 +32,7 @@ from .dressing_attachment import DressingAttachment
 from .dressing_garments import run_garments_net
 from .model_check import require_base, require_sd15, require_sd15_vae
 from .reference_image import check_reference_image, crop_to_multiple_of_8
+from .schedule_inputs import schedule_window_inputs
 from .weights_loader import load_atelier_weights, managed_module, system_file_names
 
 DressingType = io.Custom("ATELIER_DRESSING")
@@ -175,10 +176,7 @@ class ApplyDressingNode(io.ComfyNode):
                 io.String.Input("garment_strengths", default="",
                                 tooltip="Optional λ per garment, comma-separated in encode order (e.g. '0.7, 0.4'); empty = "
                                 "'strength' for every garment."),
-                io.Float.Input("start_percent", default=0.0, min=0.0, max=1.0, step=0.01,
-                               tooltip="Part of the schedule where the garments are read: start (0 = first step)."),
-                io.Float.Input("end_percent", default=1.0, min=0.0, max=1.0, step=0.01,
-                               tooltip="Part of the schedule where the garments are read: end (1 = last step)."),
+                *schedule_window_inputs("the garments are"),
                 io.Combo.Input("uncond", options=list(UNCOND_CHOICES), default="no_garment",
                                tooltip="What the negative CFG branch sees. no_garment: CFG also guides the garments "
                                "(strong, as in training). same: the garments too (weaker). garment_guidance: its own "

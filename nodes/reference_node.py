@@ -8,9 +8,9 @@ from ..models.masks import as_mask_batch
 from ..models.reference_config import (
     CHOICES,
     ReadMode,
-    Refresh,
     ReferenceConfig,
     ReferenceSize,
+    Refresh,
     UncondPolicy,
 )
 from .combo_check import combo_errors
@@ -18,6 +18,7 @@ from .model_check import require_sd15, require_sd15_vae
 from .reference_attachment import ReferenceAttachment
 from .reference_image import encode_reference
 from .reference_source import SameModelReference
+from .schedule_inputs import schedule_window_inputs
 
 
 class ReferenceAttentionNode(io.ComfyNode):
@@ -48,10 +49,7 @@ class ReferenceAttentionNode(io.ComfyNode):
                 io.Combo.Input("mode", options=list(CHOICES["mode"]), default=ReadMode.CONCAT.value,
                                tooltip="concat: reference tokens join self-attention's keys/values. cross: a separate "
                                "attention to the reference, added with weight strength."),
-                io.Float.Input("start_percent", default=0.0, min=0.0, max=1.0, step=0.01,
-                               tooltip="Part of the schedule where the reference is read: start (0 = first step)."),
-                io.Float.Input("end_percent", default=1.0, min=0.0, max=1.0, step=0.01,
-                               tooltip="Part of the schedule where the reference is read: end (1 = last step)."),
+                *schedule_window_inputs("the reference is"),
                 io.Combo.Input("sites", options=list(CHOICES["sites"]), default="all",
                                tooltip="Which of the 16 self-attention layers read the reference."),
                 io.Combo.Input("uncond", options=list(CHOICES["uncond"]), default=UncondPolicy.SAME.value,
