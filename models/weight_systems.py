@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from torch import nn
 
 from .anydressing.spec import ANYDRESSING
+from .igr.spec import IGR
 from .outfitgan.spec import OUTFITGAN
 from .reference_projections import ReferenceProjections
 from .sites import SITE_GROUPS
@@ -43,7 +44,7 @@ REFERENCE = SystemSpec(
     default_config=_default_reference_config,
 )
 
-SYSTEMS: tuple[SystemSpec, ...] = (REFERENCE, OUTFITGAN, ANYDRESSING)
+SYSTEMS: tuple[SystemSpec, ...] = (REFERENCE, OUTFITGAN, ANYDRESSING, IGR)
 
 
 def system_named(name: str) -> SystemSpec | None:

@@ -10,42 +10,12 @@ replace patch adds the slot's LoRA deltas to the layer's own q/k/v (eq. 3–4), 
 from __future__ import annotations
 
 import torch
-from comfy.ldm.modules.attention import optimized_attention
 
 from ..models.anydressing.garment_lora import GarmentLoRA
 from ..models.reference_bank import ReferenceBank
-from ..models.sites import SITES_BY_NAME, AttentionSite
+from ..models.sites import SITES_BY_NAME
+from .reference_network_patches import DeltaSelfAttentionPatch, skip_cross_attention
 from .reference_patch import ReferenceWritePatch
-
-
-class GarmentSelfAttentionPatch:
-    """attn1 replace patch of one site during the garment pass: q/k/v plus the slot's ΔŴ·F_k.
-
-    Args:
-        site: the site.
-        lora: the GFE LoRA (on the UNet's device and dtype for this pass).
-        bank: the pass's bank; the write patch has stored this site's F_k in it just before.
-        slot_ids: (N,) LoRA slot of each garment row.
-    """
-
-    def __init__(self, site: AttentionSite, lora: GarmentLoRA, bank: ReferenceBank, slot_ids: torch.Tensor) -> None:
-        self.site = site
-        self.lora = lora
-        self.bank = bank
-        self.slot_ids = slot_ids
-
-    def __call__(self, q, k, v, extra_options):
-        hidden = self.bank.get(self.site)  # (N, L, C): this site's F_k, stored by the attn1_patch
-        dq, dk, dv = self.lora.deltas(self.site.name, hidden, self.slot_ids)
-        return optimized_attention(
-            q + dq, k + dk, v + dv, extra_options["n_heads"], attn_precision=extra_options.get("attn_precision"),
-            transformer_options=extra_options,
-        )
-
-
-def skip_cross_attention(n: torch.Tensor, extra_options: dict) -> torch.Tensor:
-    """attn2_output_patch: the cross-attention adds nothing to the residual stream."""
-    return torch.zeros_like(n)
 
 
 def run_garments_net(base_model, latent: torch.Tensor, slot_ids: torch.Tensor, lora: GarmentLoRA,
@@ -64,13 +34,17 @@ def run_garments_net(base_model, latent: torch.Tensor, slot_ids: torch.Tensor, l
     bank = ReferenceBank()
     sigma = torch.zeros(rows, device=latent.device)  # t = 0 (appendix: one pass at timestep 0)
     ids = slot_ids.to(latent.device)
+
+    def slot_deltas(site_name: str, hidden: torch.Tensor):
+        return lora.deltas(site_name, hidden, ids)
+
     options = {
         "patches": {
             "attn1_patch": [ReferenceWritePatch(bank, site_names)],
             "attn2_output_patch": [skip_cross_attention],
         },
         "patches_replace": {
-            "attn1": {SITES_BY_NAME[name].key: GarmentSelfAttentionPatch(SITES_BY_NAME[name], lora, bank, ids) for name in site_names},
+            "attn1": {SITES_BY_NAME[name].key: DeltaSelfAttentionPatch(SITES_BY_NAME[name], slot_deltas, bank) for name in site_names},
         },
         "cond_or_uncond": [0],
         "sigmas": sigma,

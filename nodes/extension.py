@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import anydressing_nodes, outfitgan_nodes, text2graph_nodes
+from . import anydressing_nodes, igr_nodes, outfitgan_nodes, text2graph_nodes
 from .folders import register_model_folder
 from .reference_node import ReferenceAttentionNode
 
 NODES: tuple[type[io.ComfyNode], ...] = (
     ReferenceAttentionNode,
     *anydressing_nodes.NODES,
+    *igr_nodes.NODES,
     *outfitgan_nodes.NODES,
     *text2graph_nodes.NODES,
 )

@@ -22,8 +22,8 @@ from atelier.train.anydressing.steps import (
     LossWeights,
     build_trainables,
     dressing_losses,
-    step_generator,
 )
+from atelier.train.loop import step_generator
 from atelier.train.tiny import tiny_unet
 from fake_datasets import build_dresscode
 from safetensors.torch import load_file

@@ -4,6 +4,7 @@ end to end through the sampler. Needs COMFYUI_PATH."""
 
 import copy
 import math
+import shutil
 from types import SimpleNamespace
 
 import pytest
@@ -268,8 +269,11 @@ def test_a_trained_file_from_train_anydressing_runs_in_the_nodes(world, comfy_no
     out = tmp_path / "trained"
     train(parse_args(["--size", "32", "--people", "8", "--batch-size", "2", "--garments", "upper,lower", "--rank", "2",
                       "--steps", "2", "--checkpoint-every", "2", "--out", str(out)]))
-    comfy_node_registry.folder_paths.add_model_folder_path(FOLDER_NAME, str(out))
-    trained = world.nodes["AtelierDressingLoader"].execute(weights="anydressing.safetensors").args[0]
+    folder = tmp_path / "models_atelier"  # a name no other test registers (the workflow test has its own anydressing.safetensors)
+    folder.mkdir()
+    shutil.copy(out / "anydressing.safetensors", folder / "anydressing_trained_in_test.safetensors")
+    comfy_node_registry.folder_paths.add_model_folder_path(FOLDER_NAME, str(folder))
+    trained = world.nodes["AtelierDressingLoader"].execute(weights="anydressing_trained_in_test.safetensors").args[0]
     assert trained.base.model_channels == BASE_CHANNELS and trained.base.context_dim == world.context_dim
     garments = world.nodes["AtelierEncodeGarments"].execute(
         model=world.model, vae=world.vae, dressing=trained, garments=torch.cat([world.upper, world.upper]),

@@ -15,6 +15,7 @@ SHIPPED_NODE_IDS = {"AtelierReferenceAttention"}
 SHIPPED_NODE_IDS |= {"AtelierOutfitGANLoader", "AtelierOutfitComplete", "AtelierOutfitCompatibility"}  # issue 5
 SHIPPED_NODE_IDS |= {"AtelierText2GraphParse", "AtelierText2GraphEncode", "AtelierText2GraphRender"}  # issue 6
 SHIPPED_NODE_IDS |= {"AtelierDressingLoader", "AtelierEncodeGarments", "AtelierApplyDressing"}  # issue 4
+SHIPPED_NODE_IDS |= {"AtelierIGRLoader", "AtelierGarmentRestoration", "AtelierGarmentMaskFromParsing"}  # issue 8
 
 
 def test_snapshot_lists_every_shipped_node_with_the_pack_prefix():

@@ -12,23 +12,20 @@ Example (toy world, CPU minutes)::
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from safetensors.torch import save_file
 
 from ...models.anydressing.config import DEFAULT_SLOTS, PAPER_ETA, DressingConfig
 from ...models.anydressing.spec import ANYDRESSING
 from ...models.outfitgan.perceptual import build_perceptual_loss
 from ...models.sites import SITE_GROUPS
 from ...models.weights import save_weight_file
-from ..checkpoints import resume_latest, save_checkpoint
+from ..loop import LoopSettings, run_steps, save_diffusers_unet, step_generator
 from .components import BaseComponents, load_base
 from .data import DATA_SOURCES, TILED_CATEGORY, batch_for_step, build_dataset
 from .steps import (
@@ -36,7 +33,6 @@ from .steps import (
     base_losses,
     build_trainables,
     dressing_losses,
-    step_generator,
 )
 
 logger = logging.getLogger("atelier.train.anydressing")
@@ -137,20 +133,9 @@ def _captions(args: argparse.Namespace, captions: list[str]) -> list[str]:
     return captions if args.prompt == "caption" else [""] * len(captions)
 
 
-def _log(step: int, total: int, losses: dict[str, float], rate: float, log_file: Path) -> None:
-    logger.info("step %d/%d %s  %.2f steps/s", step, total, " ".join(f"{k}={v:.4f}" for k, v in losses.items()), rate)
-    with log_file.open("a") as handle:
-        handle.write(json.dumps({"step": step, **losses}) + "\n")
-
-
-def average_gradients(accelerator: Accelerator, prepared: torch.nn.Module) -> None:
-    """Mean of the gradients over processes. The dressing stage calls the unwrapped modules (not the
-    DDP wrapper's forward), so DDP does not synchronise them; a single process does nothing."""
-    if accelerator.num_processes == 1:
-        return
-    for parameter in prepared.parameters():
-        if parameter.grad is not None:
-            parameter.grad = accelerator.reduce(parameter.grad, reduction="mean")
+def loop_settings(args: argparse.Namespace) -> LoopSettings:
+    """The loop options of ``args``."""
+    return LoopSettings(args.steps, args.log_every, args.checkpoint_every, args.keep_checkpoints, args.resume)
 
 
 def train(args: argparse.Namespace) -> TrainResult:
@@ -177,45 +162,24 @@ def train(args: argparse.Namespace) -> TrainResult:
             perceptual = perceptual.to(accelerator.device)
     optimizer = torch.optim.AdamW([p for p in trained.parameters() if p.requires_grad], lr=args.lr)
     prepared, optimizer = accelerator.prepare(trained, optimizer)
-    checkpoint_root = out / f"checkpoints-{args.stage}"
-    step = resume_latest(accelerator, checkpoint_root) if args.resume else 0
-    log_file = out / f"losses-{args.stage}.jsonl"
-    history: list[dict[str, float]] = []
-    started, first = time.perf_counter(), step
-    while step < args.steps:
+
+    def step_losses(step: int):
         batch = batch_for_step(dataset, groups, step, args.batch_size, args.seed, tile=args.reference == "tiled",
                                process=accelerator.process_index).to(accelerator.device)
         generator = step_generator(args.seed, step)
         captions = _captions(args, batch.captions)
-        with accelerator.autocast():
-            if args.stage == "base":
-                losses = base_losses(components, prepared, batch, generator, captions)
-                total = losses["ldm"]
-            else:
-                losses = dressing_losses(components, accelerator.unwrap_model(prepared), config, batch, generator,
-                                         weights, captions, perceptual)
-                total = losses["total"]
-        accelerator.backward(total)
-        if args.stage == "dressing":
-            average_gradients(accelerator, prepared)
-        optimizer.step()
-        optimizer.zero_grad()
-        step += 1
-        values = {name: float(value.detach()) for name, value in losses.items()}
-        history.append(values)
-        if step % args.log_every == 0 or step == args.steps:
-            rate = (step - first) / max(time.perf_counter() - started, 1e-9)
-            _log(step, args.steps, values, rate, log_file)
-        if step == args.steps or (args.checkpoint_every and step % args.checkpoint_every == 0):
-            save_checkpoint(accelerator, checkpoint_root, step, args.keep_checkpoints)
+        if args.stage == "base":
+            losses = base_losses(components, prepared, batch, generator, captions)
+            return losses, losses["ldm"]
+        losses = dressing_losses(components, accelerator.unwrap_model(prepared), config, batch, generator,
+                                 weights, captions, perceptual)
+        return losses, losses["total"]
+
+    history = run_steps(accelerator, prepared, optimizer, out, args.stage, loop_settings(args), step_losses,
+                        average=args.stage == "dressing")
     module = accelerator.unwrap_model(prepared)
     outputs = export(accelerator, args, components, config, module)
     return TrainResult(outputs, history, {"trained": module})
-
-
-def _save_unet(unet: torch.nn.Module, path: Path, stage: str) -> None:
-    state = {key: value.detach().cpu().contiguous() for key, value in unet.state_dict().items()}
-    save_file(state, str(path), metadata={"atelier.stage": stage, "format": "diffusers_unet"})
 
 
 def export(accelerator: Accelerator, args: argparse.Namespace, components: BaseComponents,
@@ -227,14 +191,14 @@ def export(accelerator: Accelerator, args: argparse.Namespace, components: BaseC
     if accelerator.is_main_process:
         if config is None:
             paths.append(out / BASE_UNET_FILE)
-            _save_unet(module, paths[-1], "base")
+            save_diffusers_unet(module, paths[-1], "base")
         else:
             paths.append(out / WEIGHT_FILE)
             save_weight_file(str(paths[-1]), ANYDRESSING, components.base_model, config.to_dict(),
                              {"garment_lora": module.garment_lora, "projections": module.projections})
             if module.garments_unet is not None:
                 paths.append(out / GARMENTS_UNET_FILE)
-                _save_unet(module.garments_unet, paths[-1], "garmentsnet")
+                save_diffusers_unet(module.garments_unet, paths[-1], "garmentsnet")
     accelerator.wait_for_everyone()
     return paths
 

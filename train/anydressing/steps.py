@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -28,6 +27,7 @@ from ...models.diffusers_host import DiffusersReferenceHost
 from ...models.reference_config import ReadMode, ReferenceConfig
 from ...models.reference_projections import ReferenceProjections
 from ...models.sites import SITES_BY_NAME
+from ..loop import noise_and_timesteps
 from .components import BaseComponents, encode_text
 from .data import DressingBatch
 
@@ -77,20 +77,6 @@ def build_trainables(config: DressingConfig, components: BaseComponents, full_ga
     })
     garments_unet = copy.deepcopy(components.unet).requires_grad_(True) if full_garments_net else None
     return DressingTrainables(lora, projections, garments_unet)
-
-
-def step_generator(seed: int, step: int) -> torch.Generator:
-    """The CPU generator of step ``step``'s noise and timesteps (fixed by (seed, step): exact resume)."""
-    value = int(np.random.default_rng((seed, step, 7)).integers(0, 2**62))
-    return torch.Generator().manual_seed(value)
-
-
-def noise_and_timesteps(latents: torch.Tensor, scheduler, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """ε (like ``latents``) and t (B,) drawn on the CPU, moved to the latents' device."""
-    noise = torch.randn(latents.shape, generator=generator).to(latents)
-    steps = int(scheduler.config.num_train_timesteps)
-    timesteps = torch.randint(0, steps, (latents.shape[0],), generator=generator).to(latents.device)
-    return noise, timesteps
 
 
 def base_losses(components: BaseComponents, unet: nn.Module, batch: DressingBatch, generator: torch.Generator,

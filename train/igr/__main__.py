@@ -1,0 +1,5 @@
+"""``python -m atelier.train.igr``."""
+
+from .cli import main
+
+main()
