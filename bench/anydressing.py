@@ -21,7 +21,6 @@ about 7 minutes; the CPU run uses one torch thread unless --threads says otherwi
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -34,14 +33,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_attention import (  # the sibling bench script
-    import_comfyui,
+    MODEL_WIDTHS,
     random_unet,
+    system_bench_setup,
     time_sampling,
 )
 
 GARMENT_COUNTS = (1, 2, 4)
 MIB = 2**20
-MODEL_WIDTHS = {"tiny": (32, 64), "sd15": (320, 768)}  # (model_channels, context_dim)
 
 
 @dataclass
@@ -290,40 +289,10 @@ def print_table(results: dict[str, ModelResult], size_rows: list[tuple[str, str,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--comfyui", default=os.environ.get("COMFYUI_PATH"), help="ComfyUI checkout (default: $COMFYUI_PATH)")
-    parser.add_argument("--size", type=int, default=256, help="image and garment side in pixels (latent = size / 8)")
-    parser.add_argument("--steps", type=int, default=10, help="sampling steps per run (tiny model)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per variant, tiny model (median is reported)")
-    parser.add_argument("--sd15-steps", type=int, default=None,
-                        help="steps for the full-size model (default: --steps on a GPU, 4 on the CPU)")
-    parser.add_argument("--sd15-repeats", type=int, default=None,
-                        help="repeats for the full-size model (default: --repeats on a GPU, 3 on the CPU)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default 1 on the CPU: on a shared machine one thread gives steadier "
-                        "ratios than threads that wait on each other; 0 keeps torch's default)")
-    parser.add_argument("--models", default="tiny,sd15", help="comma list of: tiny, sd15")
-    parser.add_argument("--comfy-attention", choices=("pytorch", "default"), default="pytorch",
-                        help="ComfyUI's attention: pytorch (SDPA, the kernel Dressing-Attention uses; default) "
-                        "or ComfyUI's own default for the device")
-    args = parser.parse_args()
-    if not args.comfyui:
-        parser.error("give --comfyui or set COMFYUI_PATH")
-    comfy = import_comfyui(args.comfyui, args.comfy_attention == "pytorch")
-    gpu = torch.cuda.is_available()
-    threads = args.threads if args.threads is not None else (0 if gpu else 1)
-    if threads:
-        torch.set_num_threads(threads)
-    plan = {
-        "tiny": (args.steps, args.repeats),
-        "sd15": (args.sd15_steps or (args.steps if gpu else 4), args.sd15_repeats or (args.repeats if gpu else 3)),
-    }
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s), load average {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} cores at start; plan (steps, repeats): {plan}")
+    args, comfy, names, plan = system_bench_setup(__doc__, "image and garment side in pixels (latent = size / 8)",
+                                                  "Dressing-Attention")
     results: dict[str, ModelResult] = {}
-    for name in args.models.split(","):
-        if name not in MODEL_WIDTHS:
-            parser.error(f"--models: unknown model {name!r}; use tiny, sd15")
+    for name in names:
         steps, repeats = plan[name]
         started = time.perf_counter()
         results[name] = bench_model(comfy, name, args.size, steps, repeats)

@@ -24,7 +24,6 @@ The full-size model on a 2-core CPU uses --sd15-steps / --sd15-repeats (4 steps,
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -35,9 +34,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reference_attention import import_comfyui, random_unet  # the sibling bench script
+from reference_attention import MODEL_WIDTHS, random_unet, system_bench_setup  # the sibling bench script
 
-MODEL_WIDTHS = {"tiny": (32, 64), "sd15": (320, 768)}  # (model_channels, context_dim)
 CLIP_VISION_EMBED_DIM = 768  # ViT-L/14
 CFG = 1.5  # Table 3
 SAMPLER, SCHEDULER = "ddim", "ddim_uniform"
@@ -237,40 +235,8 @@ def print_table(results: dict[str, ModelResult]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--comfyui", default=os.environ.get("COMFYUI_PATH"), help="ComfyUI checkout (default: $COMFYUI_PATH)")
-    parser.add_argument("--size", type=int, default=256, help="person and garment image side in pixels (latent = size / 8)")
-    parser.add_argument("--steps", type=int, default=10, help="sampling steps per run (tiny model)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per variant, tiny model (median is reported)")
-    parser.add_argument("--sd15-steps", type=int, default=None,
-                        help="steps for the full-size model (default: --steps on a GPU, 4 on the CPU)")
-    parser.add_argument("--sd15-repeats", type=int, default=None,
-                        help="repeats for the full-size model (default: --repeats on a GPU, 3 on the CPU)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default 1 on the CPU, for steadier ratios on a shared machine; 0 keeps "
-                        "torch's default)")
-    parser.add_argument("--models", default="tiny,sd15", help="comma list of: tiny, sd15")
-    parser.add_argument("--comfy-attention", choices=("pytorch", "default"), default="pytorch",
-                        help="ComfyUI's attention: pytorch (SDPA, the kernel of the reads; default) or ComfyUI's own "
-                        "default for the device")
-    args = parser.parse_args()
-    if not args.comfyui:
-        parser.error("give --comfyui or set COMFYUI_PATH")
-    names = args.models.split(",")
-    unknown = [name for name in names if name not in MODEL_WIDTHS]
-    if unknown:
-        parser.error(f"--models: unknown model(s) {unknown}; use tiny, sd15")
-    comfy = import_comfyui(args.comfyui, args.comfy_attention == "pytorch")
-    gpu = torch.cuda.is_available()
-    threads = args.threads if args.threads is not None else (0 if gpu else 1)
-    if threads:
-        torch.set_num_threads(threads)
-    plan = {
-        "tiny": (args.steps, args.repeats),
-        "sd15": (args.sd15_steps or (args.steps if gpu else 4), args.sd15_repeats or (args.repeats if gpu else 3)),
-    }
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s), load average {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} cores at start; plan (steps, repeats): {plan}")
+    args, comfy, names, plan = system_bench_setup(__doc__, "person and garment image side in pixels (latent = size / 8)",
+                                                  "the reads")
     started = time.perf_counter()
     clip_vision = random_clip_vision()
     print(f"random CLIP ViT-L/14 built in {time.perf_counter() - started:.0f} s "

@@ -112,6 +112,49 @@ def bench(comfy, name: str, channels: int, context_dim: int, size: int, steps: i
     print(f"  ratio every_step / once  {best['every_step'] / best['once']:.3f}")
 
 
+MODEL_WIDTHS = {"tiny": (32, 64), "sd15": (320, 768)}  # (model_channels, context_dim)
+
+
+def system_bench_setup(doc: str, size_help: str, kernel: str):
+    """What the per-system benchmarks (AnyDressing, IGR) share: their options, ComfyUI imported, torch
+    threads set, and the (steps, repeats) plan per model. Returns ``(args, comfy, names, plan)``."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--comfyui", default=os.environ.get("COMFYUI_PATH"), help="ComfyUI checkout (default: $COMFYUI_PATH)")
+    parser.add_argument("--size", type=int, default=256, help=size_help)
+    parser.add_argument("--steps", type=int, default=10, help="sampling steps per run (tiny model)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per variant, tiny model (median is reported)")
+    parser.add_argument("--sd15-steps", type=int, default=None,
+                        help="steps for the full-size model (default: --steps on a GPU, 4 on the CPU)")
+    parser.add_argument("--sd15-repeats", type=int, default=None,
+                        help="repeats for the full-size model (default: --repeats on a GPU, 3 on the CPU)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default 1 on the CPU: on a shared machine one thread gives steadier "
+                        "ratios than threads that wait on each other; 0 keeps torch's default)")
+    parser.add_argument("--models", default="tiny,sd15", help="comma list of: tiny, sd15")
+    parser.add_argument("--comfy-attention", choices=("pytorch", "default"), default="pytorch",
+                        help=f"ComfyUI's attention: pytorch (SDPA, the kernel {kernel} uses; default) or ComfyUI's own "
+                        "default for the device")
+    args = parser.parse_args()
+    if not args.comfyui:
+        parser.error("give --comfyui or set COMFYUI_PATH")
+    names = args.models.split(",")
+    unknown = [name for name in names if name not in MODEL_WIDTHS]
+    if unknown:
+        parser.error(f"--models: unknown model(s) {unknown}; use tiny, sd15")
+    comfy = import_comfyui(args.comfyui, args.comfy_attention == "pytorch")
+    gpu = torch.cuda.is_available()
+    threads = args.threads if args.threads is not None else (0 if gpu else 1)
+    if threads:
+        torch.set_num_threads(threads)
+    plan = {
+        "tiny": (args.steps, args.repeats),
+        "sd15": (args.sd15_steps or (args.steps if gpu else 4), args.sd15_repeats or (args.repeats if gpu else 3)),
+    }
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s), load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores at start; plan (steps, repeats): {plan}")
+    return args, comfy, names, plan
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--comfyui", default=os.environ.get("COMFYUI_PATH"), help="ComfyUI checkout (default: $COMFYUI_PATH)")
@@ -126,9 +169,8 @@ def main() -> None:
     if not args.comfyui:
         parser.error("give --comfyui or set COMFYUI_PATH")
     comfy = import_comfyui(args.comfyui, args.comfy_attention == "pytorch")
-    sizes = {"tiny": (32, 64), "sd15": (320, 768)}
     for name in args.models.split(","):
-        bench(comfy, name, *sizes[name], args.size, args.steps, args.repeats)
+        bench(comfy, name, *MODEL_WIDTHS[name], args.size, args.steps, args.repeats)
 
 
 if __name__ == "__main__":

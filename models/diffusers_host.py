@@ -74,6 +74,19 @@ def check_sd15_attention(attn, site: AttentionSite) -> None:
         )
 
 
+def sd15_attn1_key(site: AttentionSite, processors, modules, system: str) -> str:
+    """The ``attn_processors`` key of ``site``'s self-attention, once it is checked to be SD1.5's;
+    ``system`` names what needs it in the error."""
+    key = f"{site.diffusers_attn1}.processor"
+    if key not in processors:
+        raise UnsupportedModelError(
+            f"the UNet has no self-attention at {site.diffusers_attn1}; {system} needs the SD1.5 block layout "
+            f"(16 self-attention sites)"
+        )
+    check_sd15_attention(modules[site.diffusers_attn1], site)
+    return key
+
+
 class DiffusersReferenceHost:
     """Installs ReferenceAttnProcessors on the enabled attn1 sites of a diffusers SD1.5 UNet.
 
@@ -107,13 +120,7 @@ class DiffusersReferenceHost:
         replaced = dict(original)
         for name in self.config.enabled_site_names:
             site = SITES_BY_NAME[name]
-            key = f"{site.diffusers_attn1}.processor"
-            if key not in original:
-                raise UnsupportedModelError(
-                    f"the UNet has no self-attention at {site.diffusers_attn1}; reference attention needs "
-                    f"the SD1.5 block layout (16 self-attention sites)"
-                )
-            check_sd15_attention(modules[site.diffusers_attn1], site)
+            key = sd15_attn1_key(site, original, modules, "reference attention")
             replaced[key] = ReferenceAttnProcessor(site, self, original[key])
         self.unet.set_attn_processor(replaced)
         self._original_processors = original

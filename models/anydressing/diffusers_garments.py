@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ..diffusers_host import check_sd15_attention
-from ..errors import UnsupportedModelError
+from ..diffusers_host import sd15_attn1_key
 from ..reference_attention import multihead_attention
 from ..reference_bank import ReferenceBank
 from ..sites import SITES_BY_NAME, AttentionSite
@@ -72,10 +71,7 @@ class DiffusersGarmentsNet:
         replaced = {key: SkippedCrossAttnProcessor() if ".attn2." in key else value for key, value in original.items()}
         for name in self.site_names:
             site = SITES_BY_NAME[name]
-            key = f"{site.diffusers_attn1}.processor"
-            if key not in original:
-                raise UnsupportedModelError(f"the UNet has no self-attention at {site.diffusers_attn1}; GarmentsNet needs SD1.5's layout")
-            check_sd15_attention(modules[site.diffusers_attn1], site)
+            key = sd15_attn1_key(site, original, modules, "GarmentsNet")
             replaced[key] = GarmentSelfAttnProcessor(site, self)
         self.unet.set_attn_processor(replaced)
         self._original = original

@@ -13,11 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..diffusers_host import (
-    DiffusersReferenceHost,
-    ReferenceAttnProcessor,
-    check_sd15_attention,
-)
+from ..diffusers_host import DiffusersReferenceHost, ReferenceAttnProcessor, sd15_attn1_key
 from ..errors import ReferenceInputError, UnsupportedModelError
 from ..reference_attention import multihead_attention
 from ..reference_bank import ReferenceBank
@@ -109,10 +105,7 @@ class DiffusersIGRHost(DiffusersReferenceHost):
         read_sites = set(self.config.enabled_site_names)
         lora_sites = set(self.garmnet.site_names) if self.garmnet is not None else set()
         for site in sites_named(tuple(read_sites | lora_sites)):
-            key = f"{site.diffusers_attn1}.processor"
-            if key not in original:
-                raise UnsupportedModelError(f"the UNet has no self-attention at {site.diffusers_attn1}; IGR needs SD1.5's layout")
-            check_sd15_attention(modules[site.diffusers_attn1], site)
+            key = sd15_attn1_key(site, original, modules, "IGR")
             replaced[key] = IGRSelfAttnProcessor(site, self, original[key], banked=site.name in read_sites)
         for name in self.ip_adapter.site_names if self.ip_adapter is not None else ():
             path = diffusers_attn2(SITES_BY_NAME[name])
