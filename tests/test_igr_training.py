@@ -6,7 +6,11 @@ and the restoration evaluation."""
 import pytest
 import torch
 from atelier.models.igr.config import IGRConfig
-from atelier.models.igr.ip_adapter import IPAdapter
+from atelier.models.igr.ip_adapter import (
+    IPAdapter,
+    load_standard_ip_adapter,
+    read_ip_adapter_file,
+)
 from atelier.models.weight_format import BaseModel
 from atelier.models.weights import load_weight_file
 from atelier.train.anydressing.components import encode_text, load_base
@@ -17,6 +21,7 @@ from atelier.train.igr.evaluate import HELD_OUT_START, evaluate, load_igr
 from atelier.train.igr.previous import (
     DENOISER_LORA_FILE,
     DENOISER_UNET_FILE,
+    IP_ADAPTER_FILE,
     WEIGHT_FILE,
     kohya_name,
 )
@@ -61,7 +66,7 @@ def coarse(tmp_path_factory):
 
 def test_tiny_run_writes_loadable_weight_files(coarse):
     out, result = coarse
-    assert result.outputs == [out / WEIGHT_FILE, out / DENOISER_LORA_FILE]
+    assert result.outputs == [out / WEIGHT_FILE, out / IP_ADAPTER_FILE, out / DENOISER_LORA_FILE]
     assert len(result.losses) == 3 and all(loss["ldm"] > 0 for loss in result.losses)
     loaded = load_weight_file(str(out / WEIGHT_FILE), expected_system="igr")
     config = IGRConfig.from_dict(loaded.config)
@@ -76,6 +81,12 @@ def test_tiny_run_writes_loadable_weight_files(coarse):
     assert {kohya_name(key) for key in peft_state} <= set(lora)
     assert any(key.startswith("lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q") for key in lora)
     assert read_metadata(out / DENOISER_LORA_FILE)["atelier_system"] == "igr"
+    standard = read_ip_adapter_file(out / IP_ADAPTER_FILE)  # the IP path alone, in the standard key layout
+    assert set(standard) == set(trained.ip_adapter.state_dict())
+    fresh = IPAdapter.for_sd15(config, loaded.base)
+    load_standard_ip_adapter(fresh, standard, str(out / IP_ADAPTER_FILE))
+    for key, value in trained.ip_adapter.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value.cpu()), key
 
 
 def test_resume_continues_exactly(coarse, tmp_path):
@@ -133,7 +144,7 @@ def test_kept_condition_trains_both_garment_paths(parts):
 def test_ip_only_path_with_full_denoiser(tmp_path):
     result = train(parse_args([*TINY, "--stage", "coarse", "--paths", "ip", "--denoiser", "full", "--steps", "1",
                                "--out", str(tmp_path)]))
-    assert result.outputs == [tmp_path / WEIGHT_FILE, tmp_path / DENOISER_UNET_FILE]
+    assert result.outputs == [tmp_path / WEIGHT_FILE, tmp_path / IP_ADAPTER_FILE, tmp_path / DENOISER_UNET_FILE]
     config = IGRConfig.from_dict(load_weight_file(str(tmp_path / WEIGHT_FILE), expected_system="igr").config)
     assert config.low_level and not config.high_level
     trained = result.modules["trained"]

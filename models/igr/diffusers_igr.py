@@ -13,7 +13,11 @@ from collections.abc import Sequence
 
 import torch
 
-from ..diffusers_host import DiffusersReferenceHost, ReferenceAttnProcessor, sd15_attn1_key
+from ..diffusers_host import (
+    DiffusersReferenceHost,
+    ReferenceAttnProcessor,
+    sd15_attn1_key,
+)
 from ..errors import ReferenceInputError, UnsupportedModelError
 from ..reference_attention import multihead_attention
 from ..reference_bank import ReferenceBank

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import WeightFileError
@@ -20,7 +20,13 @@ from ..reference_attention import multihead_attention
 from ..sites import SITES_BY_NAME, sites_named
 from ..weight_format import BaseModel
 from .config import IGRConfig
-from .ip_layout import IMAGE_PROJ_PREFIX, IP_PREFIX, diffusers_attn2, standard_index, standard_ip_keys
+from .ip_layout import (
+    IMAGE_PROJ_PREFIX,
+    IP_PREFIX,
+    diffusers_attn2,
+    standard_index,
+    standard_ip_keys,
+)
 
 logger = logging.getLogger("atelier.igr")
 
@@ -137,6 +143,13 @@ def read_ip_adapter_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not isinstance(loaded, Mapping):
         raise IPAdapterFileError(f"{path} holds a {type(loaded).__name__}, not a dict of tensors")
     return _flatten(path, loaded)
+
+
+def write_standard_ip_adapter(module: IPAdapter, path: str | os.PathLike) -> None:
+    """Write ``module`` as a flat standard SD1.5 IP-Adapter .safetensors (the keys other IP-Adapter
+    loaders read: ``image_proj.*``, ``ip_adapter.{i}.to_k_ip/to_v_ip.weight``)."""
+    state = {key: value.detach().to("cpu").contiguous() for key, value in module.state_dict().items()}
+    save_file(state, os.fspath(path), metadata={"format": "pt"})
 
 
 def load_standard_ip_adapter(module: IPAdapter, state: Mapping[str, torch.Tensor], source: str) -> None:

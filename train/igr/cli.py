@@ -31,7 +31,11 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from peft.utils import get_peft_model_state_dict
 
-from ...models.igr.ip_adapter import load_standard_ip_adapter, read_ip_adapter_file
+from ...models.igr.ip_adapter import (
+    load_standard_ip_adapter,
+    read_ip_adapter_file,
+    write_standard_ip_adapter,
+)
 from ...models.igr.spec import IGR
 from ...models.weights import save_weight_file
 from ..anydressing.cli import loop_settings
@@ -46,7 +50,13 @@ from .data import (
     build_dataset,
     stage_positions,
 )
-from .previous import DENOISER_LORA_FILE, DENOISER_UNET_FILE, WEIGHT_FILE, load_previous
+from .previous import (
+    DENOISER_LORA_FILE,
+    DENOISER_UNET_FILE,
+    IP_ADAPTER_FILE,
+    WEIGHT_FILE,
+    load_previous,
+)
 from .steps import (
     PATHS,
     DenoiserUpdate,
@@ -219,9 +229,10 @@ def train(args: argparse.Namespace) -> TrainResult:
 
 def export(accelerator: Accelerator, args: argparse.Namespace, components: BaseComponents, config,
            module: torch.nn.Module) -> list[Path]:
-    """Base: ``base_unet.safetensors``. Coarse / fine: ``igr.safetensors`` (the "igr" system) and the
+    """Base: ``base_unet.safetensors``. Coarse / fine: ``igr.safetensors`` (the "igr" system), the
     denoiser update, ``igr_denoiser_lora.safetensors`` (kohya keys, core LoraLoader) or
-    ``igr_denoiser_unet.safetensors`` (diffusers UNet state dict, core UNETLoader)."""
+    ``igr_denoiser_unet.safetensors`` (diffusers UNet state dict, core UNETLoader), and with the IP
+    path ``igr_ip_adapter.safetensors`` (the IP-Adapter alone in the standard SD1.5 key layout)."""
     out = Path(args.out)
     paths: list[Path] = []
     if accelerator.is_main_process:
@@ -232,6 +243,9 @@ def export(accelerator: Accelerator, args: argparse.Namespace, components: BaseC
             paths.append(out / WEIGHT_FILE)
             save_weight_file(str(paths[-1]), IGR, components.base_model, config.to_dict(),
                              {"garmnet": module.garmnet, "ip_adapter": module.ip_adapter})
+            if config.low_level:
+                paths.append(out / IP_ADAPTER_FILE)
+                write_standard_ip_adapter(module.ip_adapter, paths[-1])
             if args.denoiser == "lora":
                 paths.append(out / DENOISER_LORA_FILE)
                 save_kohya_lora(paths[-1], get_peft_model_state_dict(module.unet), args.denoiser_rank, args.denoiser_alpha,

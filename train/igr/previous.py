@@ -20,6 +20,7 @@ from .steps import DenoiserUpdate, IGRTrainables
 WEIGHT_FILE = "igr.safetensors"
 DENOISER_LORA_FILE = "igr_denoiser_lora.safetensors"
 DENOISER_UNET_FILE = "igr_denoiser_unet.safetensors"
+IP_ADAPTER_FILE = "igr_ip_adapter.safetensors"  # the IP path alone, in the standard SD1.5 IP-Adapter key layout
 
 
 class PreviousRunError(AtelierError, FileNotFoundError):
