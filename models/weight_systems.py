@@ -11,6 +11,7 @@ from .igr.spec import IGR
 from .outfitgan.spec import OUTFITGAN
 from .reference_projections import ReferenceProjections
 from .sites import SITE_GROUPS
+from .truepose.spec import TRUEPOSE
 from .weight_format import BaseModel, SystemSpec
 
 
@@ -44,7 +45,7 @@ REFERENCE = SystemSpec(
     default_config=_default_reference_config,
 )
 
-SYSTEMS: tuple[SystemSpec, ...] = (REFERENCE, OUTFITGAN, ANYDRESSING, IGR)
+SYSTEMS: tuple[SystemSpec, ...] = (REFERENCE, OUTFITGAN, ANYDRESSING, IGR, TRUEPOSE)
 
 
 def system_named(name: str) -> SystemSpec | None:
