@@ -124,6 +124,19 @@ def select_clip_embeddings(clip_embeds: torch.Tensor, indices: torch.Tensor) -> 
     return clip_embeds.gather(1, gather)
 
 
+def padding_bias(valid: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(B, 1, 1, K) logit bias that hides padded picks (-inf where ``valid`` (B, K) is False)."""
+    bias = torch.zeros(valid.shape, dtype=like.dtype, device=like.device).masked_fill(~valid, float("-inf"))
+    return bias.view(valid.shape[0], 1, 1, -1)  # (B, 1, 1, K)
+
+
+def caa_attend(projections: CAAProjections, site: AttentionSite, fused: torch.Tensor, k_clip: torch.Tensor,
+               v_clip: torch.Tensor, bias: torch.Tensor, heads: int) -> torch.Tensor:
+    """F̂ of eq. 9 from already-projected K^clip, V^clip (B, K, inner): Softmax(W^{Q̃}F̃ K^clipᵀ/√d)V^clip."""
+    q = F.linear(fused, projections.to_q[site.name].weight)  # (B, T, inner)
+    return multihead_attention(q, k_clip, v_clip, heads, bias)  # (B, T, inner)
+
+
 def caa_read(
     projections: CAAProjections,
     site: AttentionSite,
@@ -138,7 +151,5 @@ def caa_read(
     """
     if clip_selected.shape[0] != fused.shape[0]:
         raise CAAInputError(f"F^clip has batch {clip_selected.shape[0]} but F̃ has {fused.shape[0]}")
-    q = F.linear(fused, projections.to_q[site.name].weight)
     k_clip, v_clip = projections.project_clip(site, clip_selected)
-    bias = torch.zeros(valid.shape, dtype=q.dtype, device=q.device).masked_fill(~valid, float("-inf"))
-    return multihead_attention(q, k_clip, v_clip, heads, bias.view(valid.shape[0], 1, 1, -1))  # (B, T, inner)
+    return caa_attend(projections, site, fused, k_clip, v_clip, padding_bias(valid, k_clip), heads)
