@@ -34,7 +34,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reference_attention import MODEL_WIDTHS, random_unet, system_bench_setup  # the sibling bench script
+from reference_attention import (  # the sibling bench script
+    MODEL_WIDTHS,
+    random_unet,
+    system_bench_setup,
+)
 
 CLIP_VISION_EMBED_DIM = 768  # ViT-L/14
 CFG = 1.5  # Table 3
@@ -106,7 +110,6 @@ def person_inputs(size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 def encode_person(comfy, model, igr, clip_vision, context: torch.Tensor, size: int):
     """The node's one-off work: (bank, tokens, GarmNet seconds, CLIP vision + projection seconds)."""
     from atelier.models.igr.garmnet import mask_to_latent
-    from atelier.nodes.igr_attachment import bank_on
     from atelier.nodes.igr_garmnet import run_garmnet
     from atelier.nodes.igr_nodes import ip_tokens
 
@@ -119,7 +122,7 @@ def encode_person(comfy, model, igr, clip_vision, context: torch.Tensor, size: i
     with torch.inference_mode():
         bank = run_garmnet(model.model, latent.to(device), mask_latent.to(device), igr.garmnet.model,
                            igr.config.sites, context.to(device))
-        bank = bank_on(bank, comfy.model_management.intermediate_device())
+        bank = bank.to(comfy.model_management.intermediate_device())
     synchronize()
     garmnet_seconds = time.perf_counter() - start
     start = time.perf_counter()

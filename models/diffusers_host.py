@@ -116,14 +116,20 @@ class DiffusersReferenceHost:
         if self._original_processors is not None:
             return
         original = self.unet.attn_processors
-        modules = dict(self.unet.named_modules())
         replaced = dict(original)
+        replaced.update(self.processors(original, dict(self.unet.named_modules())))
+        self.unet.set_attn_processor(replaced)
+        self._original_processors = original
+
+    def processors(self, original: dict, modules: dict) -> dict:
+        """The processors to swap in, by ``attn_processors`` key, given the UNet's current processors
+        and its modules by path. A system's host (IGR, TruePose) returns its own."""
+        installed = {}
         for name in self.config.enabled_site_names:
             site = SITES_BY_NAME[name]
             key = sd15_attn1_key(site, original, modules, "reference attention")
-            replaced[key] = ReferenceAttnProcessor(site, self, original[key])
-        self.unet.set_attn_processor(replaced)
-        self._original_processors = original
+            installed[key] = ReferenceAttnProcessor(site, self, original[key])
+        return installed
 
     def remove(self) -> None:
         """Restore the processors that were there before ``install``."""

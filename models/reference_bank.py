@@ -63,6 +63,12 @@ class ReferenceBank:
         """Memory held by the bank."""
         return sum(t.numel() * t.element_size() for t in self._states.values())
 
+    def to(self, device: torch.device | str) -> "ReferenceBank":
+        """A copy whose tensors live on ``device`` (a bank kept on the offload device between runs)."""
+        moved = ReferenceBank(keep_grad=self.keep_grad)
+        moved._states = {name: states.to(device) for name, states in self._states.items()}
+        return moved
+
     def clear(self) -> None:
         """Drop every stored tensor."""
         self._states.clear()

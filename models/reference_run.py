@@ -69,6 +69,7 @@ class ReferenceRun:
         """Install a freshly written bank (drops caches derived from the previous one)."""
         self.bank = bank
         self.bank_writes += 1
+        self._plans.clear()
         self._projected.clear()
 
     def begin_call(
@@ -84,15 +85,22 @@ class ReferenceRun:
         ``uncond`` overrides the config's policy for this call only (AnyDressing's garment guidance
         runs one extra unconditional pass that does read the garments).
         """
-        if self.bank is None:
+        sources = self.source_batch
+        if sources is None:
             raise RuntimeError("begin_call before the reference bank was written")
         policy = self.config.uncond if uncond is None else uncond
         key = (total_rows, tuple(cond_or_uncond), policy)
         plan = self._plans.get(key)
         if plan is None:
-            plan = plan_rows(total_rows, cond_or_uncond, self.bank.batch, policy, self.mask_batch)
+            plan = plan_rows(total_rows, cond_or_uncond, sources, policy, self.mask_batch)
             self._plans[key] = plan
         self.call = CallState(plan=plan, latent_hw=latent_hw, active=active)
+
+    @property
+    def source_batch(self) -> int | None:
+        """How many reference sources the rows are routed to (the bank's batch), or None before one
+        is known. A subclass whose sources exist without a bank (IGR's IP-only run) overrides it."""
+        return None if self.bank is None else self.bank.batch
 
     @property
     def mask_batch(self) -> int | None:

@@ -22,15 +22,6 @@ from .reference_attachment import ReferenceAttachment
 from .reference_patch import run_for
 
 
-def bank_on(bank: ReferenceBank, device: torch.device) -> ReferenceBank:
-    """A copy of ``bank`` with every site's tensor on ``device``."""
-    moved = ReferenceBank()
-    for name in bank.site_names:
-        site = SITES_BY_NAME[name]
-        moved.store(site, bank.get(site).to(device))
-    return moved
-
-
 class IPReadPatch:
     """attn2 replace patch of one site: Attn(Q, K_c, V_c) + λ_ip·Attn(Q, K_ll, V_ll) (eq. 3).
 
@@ -93,7 +84,7 @@ class IGRAttachment(ReferenceAttachment):
         tokens = None if self.ip_tokens is None else self.ip_tokens.to(device)
         run = IGRRun(self.config, ip_adapter=self.ip_adapter, ip_tokens=tokens, ip_strength=self.ip_strength)
         if self.bank is not None:
-            run.set_bank(bank_on(self.bank, device))
+            run.set_bank(self.bank.to(device))
         return run
 
     def install(self, model: comfy.model_patcher.ModelPatcher) -> None:

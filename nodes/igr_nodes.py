@@ -21,12 +21,20 @@ from ..models.igr.config import CATEGORY_PROMPTS, IGR_CATEGORIES, IGRConfig
 from ..models.igr.garment_crop import garment_crop
 from ..models.igr.garmnet import mask_to_latent
 from ..models.igr.spec import SYSTEM_NAME
-from ..models.parsing import ATR, LIP, LIP_REGIONS, agnostic_mask, category_mask, convert_label_map, palette_image_to_labels
+from ..models.parsing import (
+    ATR,
+    LIP,
+    LIP_REGIONS,
+    agnostic_mask,
+    category_mask,
+    convert_label_map,
+    palette_image_to_labels,
+)
 from ..models.reference_bank import ReferenceBank
 from ..models.reference_config import ReadMode, ReferenceConfig, UncondPolicy
 from ..models.weight_format import BaseModel
 from .combo_check import combo_errors
-from .igr_attachment import IGRAttachment, bank_on
+from .igr_attachment import IGRAttachment
 from .igr_garmnet import run_garmnet
 from .igr_inputs import person_masks, person_pixels
 from .model_check import require_base, require_sd15, require_sd15_vae
@@ -108,7 +116,7 @@ def garmnet_bank(model, vae, igr: IGRWeights, pixels: torch.Tensor, masks: torch
     rows = latent.shape[0]
     bank = run_garmnet(model.model, latent.to(device, torch.float32), mask_latent.to(device), igr.garmnet.model,
                        igr.config.sites, context.to(device).expand(rows, -1, -1))
-    return bank_on(bank, comfy.model_management.intermediate_device())
+    return bank.to(comfy.model_management.intermediate_device())
 
 
 def ip_tokens(igr: IGRWeights, clip_vision, pixels: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

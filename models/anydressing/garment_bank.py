@@ -98,8 +98,4 @@ class GarmentBank:
 
     def to(self, device: torch.device | str) -> GarmentBank:
         """A copy whose tensors live on ``device`` (the bank stays on the offload device between runs)."""
-        moved = ReferenceBank(keep_grad=self.bank.keep_grad)
-        for name in self.bank.site_names:
-            site = SITES_BY_NAME[name]
-            moved.store(site, self.bank.get(site).to(device))
-        return GarmentBank(moved, dict(self.segments), self.categories)
+        return GarmentBank(self.bank.to(device), dict(self.segments), self.categories)

@@ -99,13 +99,9 @@ class DiffusersIGRHost(DiffusersReferenceHost):
         self.ip_adapter = ip_adapter
         self.garmnet_bank: ReferenceBank | None = None
 
-    def install(self) -> None:
-        """Swap in the attn1 processors (read and LoRA sites) and the attn2 ones (IP sites); idempotent."""
-        if self._original_processors is not None:
-            return
-        original = self.unet.attn_processors
-        modules = dict(self.unet.named_modules())
-        replaced = dict(original)
+    def processors(self, original: dict, modules: dict) -> dict:
+        """The attn1 processors (read and LoRA sites) and the attn2 ones (IP sites)."""
+        replaced = {}
         read_sites = set(self.config.enabled_site_names)
         lora_sites = set(self.garmnet.site_names) if self.garmnet is not None else set()
         for site in sites_named(tuple(read_sites | lora_sites)):
@@ -117,8 +113,7 @@ class DiffusersIGRHost(DiffusersReferenceHost):
                 raise UnsupportedModelError(f"the UNet has no cross-attention at {path}; IGR needs SD1.5's layout")
             _check_sd15_cross_attention(modules[path], path)
             replaced[f"{path}.processor"] = IGRCrossAttnProcessor(SITES_BY_NAME[name], self, original[f"{path}.processor"])
-        self.unet.set_attn_processor(replaced)
-        self._original_processors = original
+        return replaced
 
     def garmnet_pass(
         self, person_latent: torch.Tensor, mask_latent: torch.Tensor, context: torch.Tensor, keep_grad: bool = False

@@ -5,8 +5,8 @@ Row routing, the schedule gate and the CFG policy are the foundation's (referenc
 UncondPolicy.NONE the unconditional chunk reads neither GarmNet's bank nor the IP tokens.
 
 IP-only use (no GarmNet bank, the paper's "w/o GarmNet"): construct the run with ``ip_tokens`` and
-do not call ``set_bank``; the run then holds an empty ``SourceBatch`` bank whose ``batch`` is the IP
-tokens' batch, so row planning works and every attn1 site stays unpatched.
+do not call ``set_bank``; rows are then routed by the IP tokens' batch (``source_batch``) and every
+attn1 site stays unpatched.
 """
 
 from __future__ import annotations
@@ -24,18 +24,6 @@ from .ip_adapter import IPAdapter, ip_attention
 
 # (q, k, v, heads) -> (R, T, C): the host's attention (ComfyUI's optimized_attention has this signature).
 HeadsAttention = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int], torch.Tensor]
-
-
-class SourceBatch(ReferenceBank):
-    """An empty bank that only tells row planning how many garment sources (persons) there are."""
-
-    def __init__(self, batch: int) -> None:
-        super().__init__()
-        self._batch = batch
-
-    @property
-    def batch(self) -> int:
-        return self._batch
 
 
 class IGRRun(ReferenceRun):
@@ -64,9 +52,13 @@ class IGRRun(ReferenceRun):
         self.ip_tokens = ip_tokens
         self.ip_strength = ip_strength
         self._ip_kv: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        if ip_tokens is not None:
-            super().set_bank(SourceBatch(ip_tokens.shape[0]))
-            self.bank_writes = 0
+
+    @property
+    def source_batch(self) -> int | None:
+        """GarmNet's bank's batch; in an IP-only run (no bank), the IP tokens' batch."""
+        if self.bank is not None:
+            return self.bank.batch
+        return None if self.ip_tokens is None else self.ip_tokens.shape[0]
 
     def set_bank(self, bank: ReferenceBank) -> None:
         """Install GarmNet's bank; its batch must fit the IP tokens' (equal, or one set of tokens)."""
@@ -76,7 +68,6 @@ class IGRRun(ReferenceRun):
                 f"GarmNet's bank has {bank.batch} person(s) but the IP tokens have {tokens}: encode the same "
                 f"persons for both paths (or one set of IP tokens for all)"
             )
-        self._plans.clear()
         super().set_bank(bank)
 
     def ip_strength_at(self, site: AttentionSite) -> float:

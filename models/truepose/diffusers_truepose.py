@@ -86,19 +86,14 @@ class DiffusersTruePoseHost(DiffusersReferenceHost):
         self.pose_encoder = pose_encoder
         self._site_heads: dict[str, int] = {}
 
-    def install(self) -> None:
-        """Swap in the attn1 processors of the HPFA sites (idempotent)."""
-        if self._original_processors is not None:
-            return
-        original = self.unet.attn_processors
-        modules = dict(self.unet.named_modules())
-        replaced = dict(original)
+    def processors(self, original: dict, modules: dict) -> dict:
+        """The attn1 processors of the HPFA sites (and each site's head count, for the run)."""
+        replaced = {}
         for site in sites_named(self.truepose.hpfa_sites):
             key = sd15_attn1_key(site, original, modules, "TruePose")
             replaced[key] = TruePoseAttnProcessor(site, self, original[key])
             self._site_heads[site.name] = modules[site.diffusers_attn1].heads
-        self.unet.set_attn_processor(replaced)
-        self._original_processors = original
+        return replaced
 
     def source_pass(self, source_latent: torch.Tensor, context: torch.Tensor, keep_grad: bool = False) -> ReferenceBank:
         """SourceNet over z_s (B_s, 4, h, w) at t = 0 with ``context`` (B_s or 1, L, D): the bank of F'."""

@@ -139,7 +139,6 @@ class TruePoseRun(ReferenceRun):
 
     def set_bank(self, bank: ReferenceBank) -> None:
         """Install SourceNet's bank and compute every site's source side from it (once per run)."""
-        self._plans.clear()
         super().set_bank(bank)
         self._sources = {site.name: self._site_source(site, bank) for site in sites_named(self.truepose.hpfa_sites)
                          if site in bank}
