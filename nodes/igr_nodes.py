@@ -216,8 +216,9 @@ class GarmentRestorationNode(io.ComfyNode):
             return io.NodeOutput(patched, positive, negative, latent)
         bank = garmnet_bank(model, vae, igr, pixels, masks, positive[0][0]) if high > 0 else None
         tokens = ip_tokens(igr, clip_vision, pixels, masks) if low > 0 else None
+        read_sites = igr.config.sites if bank is not None else ()  # without GarmNet no attn1 site is patched
         config = ReferenceConfig(
-            mode=ReadMode.CONCAT, strength=high, site_weights={name: 1.0 for name in igr.config.sites},
+            mode=ReadMode.CONCAT, strength=high, site_weights={name: 1.0 for name in read_sites},
             start_percent=start_percent, end_percent=end_percent, uncond=UncondPolicy.NONE,
         )
         attachment = IGRAttachment(config, bank, igr.ip_adapter.model if tokens is not None else None, tokens, low,
