@@ -1,6 +1,6 @@
-"""What every diffusion trainer here shares: per-step randomness fixed by (seed, step), the
-optimisation loop with its loss log and checkpoints (exact resume), the multi-process gradient mean,
-and writing a diffusers UNet state dict."""
+"""What every diffusion trainer here shares: the entry point's logging and threads, per-step
+randomness fixed by (seed, step), the optimisation loop with its loss log and checkpoints (exact
+resume), the multi-process gradient mean, and writing a diffusers UNet state dict."""
 
 from __future__ import annotations
 
@@ -22,6 +22,13 @@ logger = logging.getLogger("atelier.train")
 
 # One step's losses by name, and the tensor to back-propagate.
 StepLosses = Callable[[int], tuple[dict[str, torch.Tensor], torch.Tensor]]
+
+
+def start_cli(args) -> None:
+    """What every train / evaluate entry point does first: INFO logging and ``--threads``."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -63,6 +70,11 @@ class LoopSettings:
     checkpoint_every: int
     keep_checkpoints: int
     resume: bool
+
+    @classmethod
+    def from_args(cls, args) -> "LoopSettings":
+        """The loop options of a trainer's parsed arguments (same names in every CLI)."""
+        return cls(args.steps, args.log_every, args.checkpoint_every, args.keep_checkpoints, args.resume)
 
 
 def _log(step: int, total: int, losses: dict[str, float], rate: float, log_file: Path) -> None:

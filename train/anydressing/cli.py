@@ -25,7 +25,13 @@ from ...models.anydressing.spec import ANYDRESSING
 from ...models.outfitgan.perceptual import build_perceptual_loss
 from ...models.sites import SITE_GROUPS
 from ...models.weights import save_weight_file
-from ..loop import LoopSettings, run_steps, save_diffusers_unet, step_generator
+from ..loop import (
+    LoopSettings,
+    run_steps,
+    save_diffusers_unet,
+    start_cli,
+    step_generator,
+)
 from .components import BaseComponents, load_base
 from .data import DATA_SOURCES, TILED_CATEGORY, batch_for_step, build_dataset
 from .steps import (
@@ -133,11 +139,6 @@ def _captions(args: argparse.Namespace, captions: list[str]) -> list[str]:
     return captions if args.prompt == "caption" else [""] * len(captions)
 
 
-def loop_settings(args: argparse.Namespace) -> LoopSettings:
-    """The loop options of ``args``."""
-    return LoopSettings(args.steps, args.log_every, args.checkpoint_every, args.keep_checkpoints, args.resume)
-
-
 def train(args: argparse.Namespace) -> TrainResult:
     """Run the asked stage (resuming when asked) and export; returns the files and losses."""
     accelerator = Accelerator(mixed_precision=args.mixed_precision, cpu=args.cpu)
@@ -175,7 +176,7 @@ def train(args: argparse.Namespace) -> TrainResult:
                                  weights, captions, perceptual)
         return losses, losses["total"]
 
-    history = run_steps(accelerator, prepared, optimizer, out, args.stage, loop_settings(args), step_losses,
+    history = run_steps(accelerator, prepared, optimizer, out, args.stage, LoopSettings.from_args(args), step_losses,
                         average=args.stage == "dressing")
     module = accelerator.unwrap_model(prepared)
     outputs = export(accelerator, args, components, config, module)
@@ -205,9 +206,7 @@ def export(accelerator: Accelerator, args: argparse.Namespace, components: BaseC
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: parse, train, print the written files."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    start_cli(args)
     for path in train(args).outputs:
         print(path)

@@ -36,6 +36,7 @@ from ...models.anydressing.config import PAPER_LAMBDA, DressingConfig
 from ...models.anydressing.dressing_run import DressingRun
 from ...models.diffusers_host import DiffusersReferenceHost
 from ...models.weights import load_weight_file
+from ..loop import start_cli
 from ..metrics.color import color_fidelity, color_leakage, region_color_error
 from .components import BaseComponents, encode_text, load_base
 from .data import TILED_CATEGORY, ToyDressing, collate, tiled
@@ -178,10 +179,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Print the metrics as one JSON line."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    start_cli(args)
     components = load_base(args.base, 0, args.init_unet, args.vae_factor)
     categories = tuple(c for c in args.garments.split(",") if c)
     dataset = ToyDressing(args.size, HELD_OUT_START, args.count * 3, args.world_seed, categories)

@@ -38,9 +38,14 @@ from ...models.igr.ip_adapter import (
 )
 from ...models.igr.spec import IGR
 from ...models.weights import save_weight_file
-from ..anydressing.cli import loop_settings
 from ..anydressing.components import BaseComponents, load_base
-from ..loop import run_steps, save_diffusers_unet, step_generator
+from ..loop import (
+    LoopSettings,
+    run_steps,
+    save_diffusers_unet,
+    start_cli,
+    step_generator,
+)
 from ..text2graph.lora_export import save_kohya_lora
 from .components import FROZEN_SEED, load_image_encoder
 from .data import (
@@ -220,7 +225,7 @@ def train(args: argparse.Namespace) -> TrainResult:
                                 args.condition_drop)
         return losses, losses["ldm"]
 
-    history = run_steps(accelerator, prepared, optimizer, out, args.stage, loop_settings(args), step_losses,
+    history = run_steps(accelerator, prepared, optimizer, out, args.stage, LoopSettings.from_args(args), step_losses,
                         average=args.stage != "base")
     module = accelerator.unwrap_model(prepared)
     outputs = export(accelerator, args, components, config, module)
@@ -259,9 +264,7 @@ def export(accelerator: Accelerator, args: argparse.Namespace, components: BaseC
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: parse, train, print the written files."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    start_cli(args)
     for path in train(args).outputs:
         print(path)

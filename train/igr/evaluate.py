@@ -42,6 +42,7 @@ from ...models.igr.config import PAPER_GUIDANCE, IGRConfig
 from ...models.igr.diffusers_igr import DiffusersIGRHost
 from ...models.weights import load_weight_file
 from ..anydressing.components import BaseComponents, encode_text, load_base
+from ..loop import start_cli
 from ..metrics.color import color_fidelity
 from ..metrics.pattern import pattern_fidelity
 from ..metrics.similarity import psnr, ssim
@@ -243,10 +244,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Print the metrics as one JSON line."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    start_cli(args)
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     components = load_base(args.base, FROZEN_SEED, args.init_unet, args.vae_factor)
     igr = load_igr(components, args.weights) if args.weights else None
