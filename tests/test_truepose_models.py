@@ -162,6 +162,20 @@ def test_hpfa_depends_on_the_mask_and_one_source_serves_a_batch_of_targets():
         hpfa_read(q_target, two_sources, HEADS)
 
 
+def test_without_parsing_guidance_eq7_is_the_layers_plain_attention():
+    """B4 ("w/o HPFA"): no mask gives M' ≡ 1, so H' is Softmax(A')V' whatever the parsing says."""
+    projections, (weight_q, weight_k, weight_v) = _initialised_projections()
+    source_states = _randn(1, 12, WIDTH, seed=32)
+    unguided = hpfa_source(projections, SITE, source_states, None, heads=HEADS, sigma=0.3, delta=0.6)
+    expected = multihead_attention(source_states @ weight_q.T, source_states @ weight_k.T, source_states @ weight_v.T, HEADS)
+    torch.testing.assert_close(unguided.hidden, expected)
+    guided = hpfa_source(projections, SITE, source_states, torch.ones(1, 12, 1), heads=HEADS, sigma=0.3, delta=0.6)
+    assert not torch.allclose(guided.hidden, unguided.hidden)
+    assert TruePoseConfig.from_dict({"parsing_guidance": False}).parsing_guidance is False
+    with pytest.raises(TruePoseConfigError, match="'parsing_guidance'"):
+        TruePoseConfig.from_dict({"parsing_guidance": 0})
+
+
 # --- CAA (eq. 9) ---------------------------------------------------------------------------------
 
 def _scores_receiving(received: list[float], queries: int = 3) -> torch.Tensor:

@@ -45,6 +45,8 @@ class TruePoseConfig:
         pose_encoder_widths: widths of the pose encoder's first three convolutions; the fourth
             maps to the UNet's ``model_channels``.
         pose_channels: channels of the target skeleton image (3, RGB).
+        parsing_guidance: False = M' ≡ 1 in eq. 7 (the fusion of eq. 7–8 without the parsing
+            reweighting; the paper's ablation B4 "w/o HPFA", CAA kept).
     """
 
     hpfa_sites: tuple[str, ...] = SITE_GROUPS["output"]
@@ -55,6 +57,7 @@ class TruePoseConfig:
     clip_embed_dim: int = 1024
     pose_encoder_widths: tuple[int, ...] = (16, 32, 96)
     pose_channels: int = 3
+    parsing_guidance: bool = True
 
     def __post_init__(self) -> None:
         for name in ("hpfa_sites", "caa_sites"):
@@ -98,7 +101,7 @@ class TruePoseConfig:
         if unknown:
             raise TruePoseConfigError(f"TruePose config has unknown field(s) {unknown}; known: {sorted(known)}")
         kinds = {"hpfa_sites": tuple, "caa_sites": tuple, "pose_encoder_widths": tuple, "sigma": float,
-                 "delta": float, "k": int, "clip_embed_dim": int, "pose_channels": int}
+                 "delta": float, "k": int, "clip_embed_dim": int, "pose_channels": int, "parsing_guidance": bool}
         parsed = {}
         for name, value in data.items():
             kind = kinds[name]
@@ -106,6 +109,11 @@ class TruePoseConfig:
                 if isinstance(value, str) or not isinstance(value, list | tuple):
                     raise TruePoseConfigError(f"TruePose config field {name!r} must be a list, got {value!r}")
                 parsed[name] = tuple(value)
+                continue
+            if kind is bool:
+                if not isinstance(value, bool):
+                    raise TruePoseConfigError(f"TruePose config field {name!r} must be true or false, got {value!r}")
+                parsed[name] = value
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise TruePoseConfigError(f"TruePose config field {name!r} must be a number, got {value!r}")

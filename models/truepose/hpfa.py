@@ -157,7 +157,7 @@ def hpfa_source(
     projections: HPFAProjections,
     site: AttentionSite,
     source_states: torch.Tensor,
-    key_mask: torch.Tensor,
+    key_mask: torch.Tensor | None,
     *,
     heads: int,
     sigma: float,
@@ -167,11 +167,13 @@ def hpfa_source(
 
     Args:
         source_states: F' (B, T', C), SourceNet's activations entering this site's attn1.
-        key_mask: M on this site's token grid (B, T', 1) (``parsing_selection.mask_on_grid``).
+        key_mask: M on this site's token grid (B, T', 1) (``parsing_selection.mask_on_grid``); None =
+            no parsing guidance, M' ≡ 1 (the paper's "w/o HPFA" ablation B4: eq. 7 is plain attention).
     """
     q_src, k_src, v_src = projections.project_source(site, source_states)
     scores = attention_scores(q_src, k_src, heads)  # (B, H, T', T')
-    hidden = reweighted_attention(scores, hpfa_weights(scores, key_mask, sigma, delta), v_src)  # (B, T', H·D)
+    weights = torch.ones_like(scores) if key_mask is None else hpfa_weights(scores, key_mask, sigma, delta)
+    hidden = reweighted_attention(scores, weights, v_src)  # (B, T', H·D)
     k_h, v_h = projections.project_hidden(site, hidden)
     return HPFASource(hidden=hidden, scores=scores, k_h=k_h, v_h=v_h)
 

@@ -164,8 +164,10 @@ class TruePoseRun(ReferenceRun):
                 f"SourceNet's bank has {tokens} tokens at {site.name} but a {self.source.latent_hw} source latent "
                 f"gives a {grid} grid; pass the latent size the bank was captured from"
             )
-        key_mask = mask_on_grid(self.source.mask.to(states.device), grid).to(states.dtype)  # (B_m, T', 1)
-        key_mask = self._source_rows(key_mask, batch, "selected source mask M")
+        key_mask = None
+        if self.truepose.parsing_guidance:
+            key_mask = mask_on_grid(self.source.mask.to(states.device), grid).to(states.dtype)  # (B_m, T', 1)
+            key_mask = self._source_rows(key_mask, batch, "selected source mask M")
         full = hpfa_source(self.hpfa, site, states, key_mask, heads=self.site_heads[site.name],
                            sigma=self.truepose.sigma, delta=self.truepose.delta)
         clip = None
