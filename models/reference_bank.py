@@ -69,6 +69,14 @@ class ReferenceBank:
         moved._states = {name: states.to(device) for name, states in self._states.items()}
         return moved
 
+    def expanded(self, rows: int) -> "ReferenceBank":
+        """A bank whose one row is shared by ``rows`` rows (one source read under several conditions)."""
+        if self.batch != 1:
+            raise ReferenceInputError(f"only a bank of one row can be expanded; this one has {self.batch} rows")
+        grown = ReferenceBank(keep_grad=self.keep_grad)
+        grown._states = {name: states.expand(rows, *states.shape[1:]) for name, states in self._states.items()}  # (rows, T, C)
+        return grown
+
     def clear(self) -> None:
         """Drop every stored tensor."""
         self._states.clear()

@@ -15,7 +15,7 @@ from ..models.anydressing.garment_lora import GarmentLoRA
 from ..models.reference_bank import ReferenceBank
 from ..models.sites import SITES_BY_NAME
 from .reference_network_patches import DeltaSelfAttentionPatch, skip_cross_attention
-from .reference_patch import ReferenceWritePatch
+from .reference_source import write_bank
 
 
 def run_garments_net(base_model, latent: torch.Tensor, slot_ids: torch.Tensor, lora: GarmentLoRA,
@@ -38,18 +38,7 @@ def run_garments_net(base_model, latent: torch.Tensor, slot_ids: torch.Tensor, l
     def slot_deltas(site_name: str, hidden: torch.Tensor):
         return lora.deltas(site_name, hidden, ids)
 
-    options = {
-        "patches": {
-            "attn1_patch": [ReferenceWritePatch(bank, site_names)],
-            "attn2_output_patch": [skip_cross_attention],
-        },
-        "patches_replace": {
-            "attn1": {SITES_BY_NAME[name].key: DeltaSelfAttentionPatch(SITES_BY_NAME[name], slot_deltas, bank) for name in site_names},
-        },
-        "cond_or_uncond": [0],
-        "sigmas": sigma,
-    }
+    lora_patches = {SITES_BY_NAME[name].key: DeltaSelfAttentionPatch(SITES_BY_NAME[name], slot_deltas, bank) for name in site_names}
     context = torch.zeros(rows, 1, context_dim, device=latent.device)  # (N, 1, C_ctx): skipped anyway
-    with torch.no_grad():
-        base_model.apply_model(base_model.process_latent_in(latent), sigma, c_crossattn=context, transformer_options=options)
-    return bank
+    return write_bank(base_model, base_model.process_latent_in(latent), sigma, context, bank, site_names,
+                      patches={"attn2_output_patch": [skip_cross_attention]}, patches_replace={"attn1": lora_patches})

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import anydressing_nodes, igr_nodes, outfitgan_nodes, text2graph_nodes
+from . import (
+    anydressing_nodes,
+    igr_nodes,
+    outfitgan_nodes,
+    pose_keypoint_nodes,
+    text2graph_nodes,
+    truepose_nodes,
+)
 from .folders import register_model_folder
 from .reference_node import ReferenceAttentionNode
 
@@ -14,6 +21,8 @@ NODES: tuple[type[io.ComfyNode], ...] = (
     *igr_nodes.NODES,
     *outfitgan_nodes.NODES,
     *text2graph_nodes.NODES,
+    *truepose_nodes.NODES,
+    *pose_keypoint_nodes.NODES,
 )
 
 

@@ -19,7 +19,7 @@ from ..models.igr.garmnet import GARMNET_TIMESTEP, GarmNet
 from ..models.reference_bank import ReferenceBank
 from ..models.sites import SITES_BY_NAME
 from .reference_network_patches import DeltaSelfAttentionPatch
-from .reference_patch import ReferenceWritePatch
+from .reference_source import write_bank
 
 FIRST_INPUT_BLOCK = ("input", 0)
 
@@ -58,18 +58,6 @@ def run_garmnet(base_model, latent: torch.Tensor, mask_latent: torch.Tensor, gar
     weight = garmnet.mask_in.weight
     with torch.no_grad():
         features = garmnet.mask_features(mask_latent.to(weight))  # (B, C, h, w)
-    options = {
-        "patches": {
-            "attn1_patch": [ReferenceWritePatch(bank, site_names)],
-            "input_block_patch": [MaskInputPatch(features)],
-        },
-        "patches_replace": {
-            "attn1": {SITES_BY_NAME[name].key: DeltaSelfAttentionPatch(SITES_BY_NAME[name], garmnet.deltas, bank) for name in site_names},
-        },
-        "cond_or_uncond": [0],
-        "sigmas": sigma,
-    }
-    with torch.no_grad():
-        base_model.apply_model(base_model.process_latent_in(latent), sigma, c_crossattn=context.to(latent),
-                               transformer_options=options)
-    return bank
+    lora = {SITES_BY_NAME[name].key: DeltaSelfAttentionPatch(SITES_BY_NAME[name], garmnet.deltas, bank) for name in site_names}
+    return write_bank(base_model, base_model.process_latent_in(latent), sigma, context, bank, site_names,
+                      patches={"input_block_patch": [MaskInputPatch(features)]}, patches_replace={"attn1": lora})

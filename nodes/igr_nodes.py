@@ -38,6 +38,7 @@ from .igr_attachment import IGRAttachment
 from .igr_garmnet import run_garmnet
 from .igr_inputs import person_masks, person_pixels
 from .model_check import require_base, require_sd15, require_sd15_vae
+from .prompt import encode_prompt
 from .schedule_inputs import schedule_window_inputs
 from .weights_loader import load_atelier_weights, managed_module, system_file_names
 
@@ -91,11 +92,6 @@ class IGRLoaderNode(io.ComfyNode):
             garmnet=managed_module(loaded.modules["garmnet"].eval()),
             ip_adapter=managed_module(loaded.modules["ip_adapter"].eval()),
         ))
-
-
-def encode_prompt(clip, text: str) -> list:
-    """CONDITIONING of ``text`` with the user's CLIP (what CLIPTextEncode does)."""
-    return clip.encode_from_tokens_scheduled(clip.tokenize(text))
 
 
 def path_strength(value: float, trained: bool, input_name: str, weights: str, path: str) -> float:

@@ -22,7 +22,7 @@ from ..models.log import logger
 from ..models.reference_config import ReferenceConfig, Refresh
 from ..models.reference_projections import ReferenceProjections
 from ..models.reference_run import ReferenceRun
-from ..models.sites import SITES_BY_NAME
+from ..models.sites import SITES_BY_NAME, AttentionSite
 from .reference_patch import ReferenceReadPatch
 from .reference_source import ReferenceSource, RunInputs
 from .weights_loader import managed_module
@@ -85,13 +85,17 @@ class ReferenceAttachment:
         for name in self.config.enabled_site_names:
             site = SITES_BY_NAME[name]
             previous = existing.get(site.key, existing.get(site.key[:2]))
-            patch = ReferenceReadPatch(site, unet.get_submodule(site.comfy_attn1), self.run_key, previous)
+            patch = self.read_patch(site, unet.get_submodule(site.comfy_attn1), previous)
             model.set_model_attn1_replace(patch, site.block, site.number, site.block_index)
         if self.projections is not None:
             patcher = self.projections_patcher or managed_module(self.projections)
             model.set_additional_models(self.run_key, [patcher])
         model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, self.run_key, self.outer_sample)
         model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, self.run_key, self.apply_model)
+
+    def read_patch(self, site: AttentionSite, attention, previous) -> ReferenceReadPatch:
+        """The attn1 replace patch installed at ``site`` (a system with its own read overrides this)."""
+        return ReferenceReadPatch(site, attention, self.run_key, previous)
 
     @property
     def uncond_override_key(self) -> str:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.reference_bank import ReferenceBank
-from ..models.reference_config import Refresh, ReferenceSize
+from ..models.reference_config import ReferenceSize, Refresh
 from .reference_patch import ReferenceWritePatch
 
 
@@ -78,14 +78,32 @@ class SameModelReference:
         else:
             ref_sigma = torch.zeros(rows, device=latent.device, dtype=latent.dtype)
 
-        bank = ReferenceBank()
-        options = {
-            "patches": {"attn1_patch": [ReferenceWritePatch(bank, self.site_names)]},
-            "cond_or_uncond": [0],
-            "sigmas": ref_sigma,
-        }
         context = inputs.context if inputs.context is not None else torch.zeros_like(context_like[:1])
-        context = context.to(latent).expand(rows, -1, -1)  # (B_ref, L, C)
-        with torch.no_grad():
-            base_model.apply_model(latent, ref_sigma, c_crossattn=context, transformer_options=options)
-        return bank
+        return write_bank(base_model, latent, ref_sigma, context, ReferenceBank(), self.site_names)
+
+
+def write_bank(base_model, latent: torch.Tensor, sigma: torch.Tensor, context: torch.Tensor, bank: ReferenceBank,
+               site_names: tuple[str, ...], patches: dict | None = None, patches_replace: dict | None = None) -> ReferenceBank:
+    """One no-grad UNet call of a reference network that stores every wanted site's attn1 input in ``bank``.
+
+    Args:
+        base_model: the loaded ``BaseModel`` (``ModelPatcher.model``) of the connected MODEL.
+        latent: (B, 4, h, w) model-space latent (``process_latent_in`` applied), on the model's device.
+        sigma: (B,) sigmas of the call (zeros = the clean latent at timestep 0).
+        context: (1 or B, L, C) text context.
+        bank: where the sites are written (a patch in ``patches_replace`` may read it during the call).
+        site_names: the sites to bank.
+        patches: further per-call ``transformer_options["patches"]`` entries (e.g. an input_block_patch).
+        patches_replace: per-call replace patches (e.g. a reference network's LoRA on attn1).
+    """
+    rows = latent.shape[0]
+    options = {
+        "patches": {"attn1_patch": [ReferenceWritePatch(bank, site_names)], **(patches or {})},
+        "patches_replace": patches_replace or {},
+        "cond_or_uncond": [0],
+        "sigmas": sigma,
+    }
+    context = context.to(latent).expand(rows, -1, -1)  # (B, L, C)
+    with torch.no_grad():
+        base_model.apply_model(latent, sigma, c_crossattn=context, transformer_options=options)
+    return bank

@@ -150,8 +150,8 @@ def import_comfyui(checkout: Path) -> types.SimpleNamespace:
         sys.path.insert(0, str(checkout))
 
     already_imported = "comfy.model_management" in sys.modules
-    import comfy.options  # noqa: F401  (args parsing stays disabled: cli_args parses [])
     import comfy.cli_args
+    import comfy.options  # noqa: F401  (args parsing stays disabled: cli_args parses [])
 
     comfy.cli_args.args.cpu = True
     if already_imported:
@@ -312,9 +312,9 @@ def build_tiny_sd15_state_dict(comfyui: types.SimpleNamespace, spec: TinySD15Spe
     (``comfy.clip_model.CLIPTextModel``; no ``text_projection``, like SD1.5 files) and
     ``first_stage_model.*`` (``comfy.taesd.taesd.TAESD``). fp32, seeded (see ``init_weights_``).
     """
-    import torch
     import comfy.clip_model
     import comfy.taesd.taesd
+    import torch
 
     config_cls = register_tiny_sd15_config(comfyui, spec)
     model_config = config_cls(sd15_unet_config(spec.model_channels, spec.context_dim))
@@ -396,8 +396,8 @@ def encode_prompt(clip: Any, text: str) -> list:
 
 def empty_latent(batch: int, height: int, width: int) -> dict[str, torch.Tensor]:
     """A LATENT like ``EmptyLatentImage``: ``{"samples": zeros (batch, 4, height/8, width/8)}``."""
-    import torch
     import comfy.model_management
+    import torch
 
     if height % 8 or width % 8 or height <= 0 or width <= 0 or batch <= 0:
         raise ValueError(f"empty_latent needs batch > 0 and height/width positive multiples of 8, got {batch}, {height}x{width}")
@@ -425,8 +425,8 @@ def sample(
     ``comfy.sample.sample``, all under ``torch.inference_mode()`` as the server runs nodes. Only the
     preview callback and progress bar are left out (they do not change the numbers).
     """
-    import torch
     import comfy.sample
+    import torch
 
     with torch.inference_mode():
         latent_image = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
@@ -525,8 +525,8 @@ def diffusers_unet_from_comfy(model_patcher: Any) -> Any:
     For an equivalence check: ComfyUI ``model.diffusion_model(x, timesteps, context)`` and
     diffusers ``unet(x, timesteps, encoder_hidden_states=context).sample`` take the same inputs.
     """
-    import torch
     import comfy.utils
+    import torch
     from diffusers import UNet2DConditionModel
 
     unet_config = model_patcher.model.model_config.unet_config
@@ -595,6 +595,7 @@ def load_pack(pack_dir: Path, *, custom_nodes_dir: Path, name_prefix: str = "ate
     those classes, i.e. the ones the pack actually registered.
     """
     import hook_breaker_ac10a0
+
     import nodes
 
     module_name = f"{name_prefix}_{uuid.uuid4().hex[:8]}"
@@ -630,6 +631,7 @@ def comfy_node_registry(comfyui: types.SimpleNamespace, tmp_path_factory: pytest
     """
     import execution
     import hook_breaker_ac10a0
+
     import nodes
 
     folder_paths = comfyui.folder_paths
@@ -830,8 +832,9 @@ def pack_object_info(node_ids: list[str]) -> dict[str, Any]:
     The dict goes through a JSON round trip (tuples become lists), like the HTTP response.
     Unknown ids raise KeyError. Needs the node registry fixture.
     """
-    import nodes
     from comfy_api.internal import _ComfyNodeInternal
+
+    import nodes
 
     info = {}
     for node_id in node_ids:
@@ -843,3 +846,28 @@ def pack_object_info(node_ids: list[str]) -> dict[str, Any]:
         else:
             info[node_id] = _v1_node_info(node_id, node_cls, nodes.NODE_DISPLAY_NAME_MAPPINGS)
     return json.loads(json.dumps(info))
+
+
+TINY_CLIP_VISION = {
+    "hidden_act": "quick_gelu", "hidden_size": 32, "image_size": 32, "intermediate_size": 64,
+    "layer_norm_eps": 1e-05, "model_type": "clip_vision_model", "num_attention_heads": 2, "num_channels": 3,
+    "num_hidden_layers": 2, "patch_size": 8, "projection_dim": 24,
+}
+
+
+def tiny_clip_vision(tmp_path, **overrides):
+    """A ComfyUI CLIP_VISION (what Load CLIP Vision returns) with random weights from transformers."""
+    import comfy.clip_vision
+    import torch
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(3)
+    config = dict(TINY_CLIP_VISION, **overrides)
+    fields = {key: value for key, value in config.items() if key != "model_type"}
+    reference = CLIPVisionModelWithProjection(CLIPVisionConfig(**fields)).eval()
+    config_path = tmp_path / "tiny_clip_vision.json"
+    config_path.write_text(json.dumps(config))
+    clip_vision = comfy.clip_vision.ClipVisionModel(str(config_path))
+    missing, _ = clip_vision.load_sd(reference.state_dict())
+    assert not missing, missing
+    return clip_vision

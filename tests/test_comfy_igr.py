@@ -11,8 +11,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-
-from comfy_fixtures import diffusers_unet_from_comfy, requires_comfyui, sample
+from comfy_fixtures import (
+    TINY_CLIP_VISION,
+    diffusers_unet_from_comfy,
+    requires_comfyui,
+    sample,
+    tiny_clip_vision,
+)
 
 pytestmark = [requires_comfyui]
 
@@ -21,13 +26,6 @@ TOLERANCE = 2e-4
 BASE_CHANNELS = 32
 WEIGHTS_NAME = "igr_tiny.safetensors"
 IP_ONLY_NAME = "igr_tiny_ip_only.safetensors"
-TINY_CLIP_VISION = {
-    "hidden_act": "quick_gelu", "hidden_size": 32, "image_size": 32, "intermediate_size": 64,
-    "layer_norm_eps": 1e-05, "model_type": "clip_vision_model", "num_attention_heads": 2, "num_channels": 3,
-    "num_hidden_layers": 2, "patch_size": 8, "projection_dim": 24,
-}
-
-
 def random_igr_modules(context_dim: int, seed: int = 0, **config_overrides):
     """GarmNet with non-zero LoRA B and mask channel (a fresh file's are zero) and a random IP-Adapter."""
     from atelier.models.igr.config import IGRConfig
@@ -43,23 +41,6 @@ def random_igr_modules(context_dim: int, seed: int = 0, **config_overrides):
             parameter.normal_(0.0, 0.05)
         modules["garmnet"].mask_in.weight.normal_(0.0, 0.1)
     return base, config, modules
-
-
-def tiny_clip_vision(tmp_path, **overrides):
-    """A ComfyUI CLIP_VISION (what Load CLIP Vision returns) with random weights from transformers."""
-    import comfy.clip_vision
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
-
-    torch.manual_seed(3)
-    config = dict(TINY_CLIP_VISION, **overrides)
-    fields = {key: value for key, value in config.items() if key != "model_type"}
-    reference = CLIPVisionModelWithProjection(CLIPVisionConfig(**fields)).eval()
-    config_path = tmp_path / "tiny_clip_vision.json"
-    config_path.write_text(json.dumps(config))
-    clip_vision = comfy.clip_vision.ClipVisionModel(str(config_path))
-    missing, _ = clip_vision.load_sd(reference.state_dict())
-    assert not missing, missing
-    return clip_vision
 
 
 @pytest.fixture(scope="module")

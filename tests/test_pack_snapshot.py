@@ -11,11 +11,13 @@ SNAPSHOT = Path(__file__).parent / "snapshots" / "object_info_atelier.json"
 UPDATE_ENV = "ATELIER_UPDATE_SNAPSHOT"
 
 # Node ids are public API: once shipped, an id stays. Add new ids here; never remove or rename one.
+FILE_COMBOS = ("weights", "pose_file")  # combos that list files on disk
 SHIPPED_NODE_IDS = {"AtelierReferenceAttention"}
 SHIPPED_NODE_IDS |= {"AtelierOutfitGANLoader", "AtelierOutfitComplete", "AtelierOutfitCompatibility"}  # issue 5
 SHIPPED_NODE_IDS |= {"AtelierText2GraphParse", "AtelierText2GraphEncode", "AtelierText2GraphRender"}  # issue 6
 SHIPPED_NODE_IDS |= {"AtelierDressingLoader", "AtelierEncodeGarments", "AtelierApplyDressing"}  # issue 4
 SHIPPED_NODE_IDS |= {"AtelierIGRLoader", "AtelierGarmentRestoration", "AtelierGarmentMaskFromParsing"}  # issue 8
+SHIPPED_NODE_IDS |= {"AtelierTruePoseLoader", "AtelierEncodePoseSource", "AtelierApplyTruePose", "AtelierLoadPoseKeypoint"}  # issue 9
 
 
 def test_snapshot_lists_every_shipped_node_with_the_pack_prefix():
@@ -32,9 +34,10 @@ def test_snapshot_matches_what_comfyui_serves(comfy_server_nodes):
     served = pack_object_info(node_ids)
     for info in served.values():
         info["python_module"] = "custom_nodes.atelier"  # the folder name is the user's choice
-        weights = info["input"].get("required", {}).get("weights")
-        if weights is not None and weights[0] == "COMBO":
-            weights[1]["options"] = []  # a loader lists the files present in models/atelier/, not schema
+        for name in FILE_COMBOS:
+            files = info["input"].get("required", {}).get(name)
+            if files is not None and files[0] == "COMBO":
+                files[1]["options"] = []  # the files present in models/atelier/ or the input folder, not schema
     if os.environ.get(UPDATE_ENV):
         SNAPSHOT.write_text(json.dumps(served, indent=2, sort_keys=True) + "\n")
     assert served == json.loads(SNAPSHOT.read_text()), (

@@ -133,7 +133,7 @@ def padding_bias(valid: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 def caa_attend(projections: CAAProjections, site: AttentionSite, fused: torch.Tensor, k_clip: torch.Tensor,
                v_clip: torch.Tensor, bias: torch.Tensor, heads: int) -> torch.Tensor:
     """F̂ of eq. 9 from already-projected K^clip, V^clip (B, K, inner): Softmax(W^{Q̃}F̃ K^clipᵀ/√d)V^clip."""
-    q = F.linear(fused, projections.to_q[site.name].weight)  # (B, T, inner)
+    q = F.linear(fused, projections.to_q[site.name].weight.to(fused.dtype))  # (B, T, inner)
     return multihead_attention(q, k_clip, v_clip, heads, bias)  # (B, T, inner)
 
 

@@ -38,7 +38,7 @@ def default_truepose_config(base: BaseModel) -> dict:
 TRUEPOSE = SystemSpec(
     name=SYSTEM_NAME,
     prefixes={"hpfa": "truepose_hpfa.", "caa": "truepose_caa.", "pose_encoder": "truepose_pose."},
-    signature={"hpfa": ".weight", "caa": ".weight", "pose_encoder": "conv_out.weight"},
+    signature={"hpfa": ".weight", "pose_encoder": "conv_out.weight"},  # CAA is empty in a file trained without it
     build=build_truepose,
     default_config=default_truepose_config,
 )

@@ -156,7 +156,8 @@ class TruePoseRun(ReferenceRun):
         return tensor.expand(batch, *tensor.shape[1:])
 
     def _site_source(self, site: AttentionSite, bank: ReferenceBank) -> SiteSource:
-        states = bank.get(site)  # F' (B_s, T', C)
+        # F' (B_s, T', C) in the projections' dtype: the source side is computed once, at their precision
+        states = bank.get(site).to(self.hpfa.to_q[site.name].weight.dtype)
         batch, tokens = states.shape[:2]
         grid = site.token_grid(*self.source.latent_hw)
         if grid[0] * grid[1] != tokens:
@@ -211,8 +212,8 @@ class TruePoseRun(ReferenceRun):
         plain = plain_attention(q, k, v)  # (N, T, C)
         source = self._sources[site.name]
         rows, source_rows = plan.rows.to(q.device), plan.bank_rows.to(q.device)
-        routed = replace(source.hpfa, k_h=source.hpfa.k_h.index_select(0, source_rows),
-                         v_h=source.hpfa.v_h.index_select(0, source_rows))  # (R, T', C)
+        routed = replace(source.hpfa, k_h=source.hpfa.k_h.index_select(0, source_rows).to(q),
+                         v_h=source.hpfa.v_h.index_select(0, source_rows).to(q))  # (R, T', C)
         fused = hpfa_read(q.index_select(0, rows), routed, heads)  # F̃ (R, T, C)
         delta = self.strength_at(site) * fused
         caa_strength = self.caa_strength_at(site)
@@ -223,8 +224,9 @@ class TruePoseRun(ReferenceRun):
     def _caa_term(self, site: AttentionSite, fused: torch.Tensor, clip: ClipSide, source_rows: torch.Tensor,
                   heads: int) -> torch.Tensor:
         """F̂ of eq. 9 for F̃ (R, T, C), with the run's cached K_clip, V_clip of each row's source."""
-        k_clip, v_clip = clip.k.index_select(0, source_rows), clip.v.index_select(0, source_rows)  # (R, K, C)
-        return caa_attend(self.caa, site, fused, k_clip, v_clip, clip.bias.index_select(0, source_rows), heads)
+        k_clip = clip.k.index_select(0, source_rows).to(fused)  # (R, K, C)
+        v_clip = clip.v.index_select(0, source_rows).to(fused)
+        return caa_attend(self.caa, site, fused, k_clip, v_clip, clip.bias.index_select(0, source_rows).to(fused), heads)
 
     def pose_rows(self) -> torch.Tensor:
         """Row of ``pose_features`` for each reading row of the current call, (R,) long."""
