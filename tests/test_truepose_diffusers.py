@@ -178,3 +178,25 @@ def test_processors_are_installed_restored_and_bad_inputs_named(unet, data):
         with pytest.raises(TruePoseInputError, match="pose batch is 2 but the latent batch is 3"):
             host.forward(run, data["noisy"], data["t"], data["text"])
     assert all(unet.attn_processors[key] is original[key] for key in original)
+
+
+def test_a_half_precision_unet_reads_full_precision_modules(unet, data):
+    """GPU hosts run the UNet in fp16/bf16 while the TruePose modules stay fp32: the source side is
+    computed at the modules' precision and the per-step read at the UNet's, with no dtype error."""
+    modules = _modules()
+    half = tiny_unet().eval().requires_grad_(False)
+    half.load_state_dict(unet.state_dict())
+    half = half.to(torch.bfloat16)
+    as_half = {key: value.to(torch.bfloat16) if value.is_floating_point() else value for key, value in data.items()}
+    with torch.no_grad(), DiffusersTruePoseHost(half, TRUEPOSE, config=_config(), **modules) as host:
+        bank = host.source_pass(as_half["source"], as_half["source_text"])
+        run = host.new_run(bank, _source(data), data["skeletons"])
+        out = host.forward(run, as_half["noisy"], as_half["t"], as_half["text"]).sample
+        plain_half = half(as_half["noisy"], as_half["t"], encoder_hidden_states=as_half["text"]).sample
+    with torch.no_grad(), DiffusersTruePoseHost(unet, TRUEPOSE, config=_config(), **modules) as host:
+        reference = host.forward(host.new_run(host.source_pass(data["source"], data["source_text"]), _source(data),
+                                              data["skeletons"]), data["noisy"], data["t"], data["text"]).sample
+        plain = unet(data["noisy"], data["t"], encoder_hidden_states=data["text"]).sample
+    assert out.dtype == torch.bfloat16 and bool(torch.isfinite(out).all())
+    effect_half, effect = (out - plain_half).float().flatten(), (reference - plain).flatten()
+    assert torch.nn.functional.cosine_similarity(effect_half, effect, dim=0) > 0.9, "the same TruePose terms at bf16"

@@ -346,3 +346,30 @@ def test_spec_exports_and_loads_back(tmp_path):
     assert loaded.config["hpfa_sites"] == ["output_10", "output_11"]
     with pytest.raises(WeightFileError, match="'truepose' weight file"):
         load_weight_file(path, expected_system="igr")
+
+
+# --- CAA's region crops --------------------------------------------------------------------------
+
+def test_source_regions_give_box_crops_of_present_regions_only():
+    from atelier.models.labels import LIP_LABELS
+    from atelier.models.truepose.region_crops import REGION_NAMES, scatter_embeddings, source_regions
+
+    labels = np.zeros((48, 32), dtype=np.int64)
+    labels[4:12, 12:20] = LIP_LABELS.index("face")
+    labels[14:30, 8:24] = LIP_LABELS.index("upper_clothes")
+    image = torch.zeros(48, 32, 3)
+    image[4:12, 12:20] = torch.tensor([1.0, 0.0, 0.0])  # the face box is red
+    regions = source_regions(image, labels, crop_size=16)
+    assert regions.masks.shape == (len(REGION_NAMES), 48, 32)
+    assert [name for name, present in zip(REGION_NAMES, regions.present.tolist()) if present] == ["face", "upper"]
+    assert regions.crops.shape == (2, 16, 16, 3)
+    face = regions.crops[0]
+    assert float(face[..., 0].mean()) > 0.9 and float(face[..., 1:].max()) < 0.1, "the face crop is its bounding box"
+    assert float(regions.masks[REGION_NAMES.index("upper")].sum()) == 16 * 16
+    embeds = scatter_embeddings(regions.present, torch.ones(2, 5))
+    assert embeds.shape == (len(REGION_NAMES), 5) and float(embeds.sum()) == 10.0
+    assert float(embeds[REGION_NAMES.index("dress")].abs().sum()) == 0.0
+    with pytest.raises(CAAInputError, match="only background"):
+        source_regions(image, np.zeros((48, 32), dtype=np.int64), crop_size=16)
+    with pytest.raises(CAAInputError, match="same size"):
+        source_regions(image, labels[:40], crop_size=16)
