@@ -165,7 +165,11 @@ def target_pose(height: int, width: int):
 
 def encode_pose_source(comfy, model, clip_vision, context: torch.Tensor, height: int, width: int):
     """Encode Pose Source's work past the VAE: (PoseSource, SourceNet seconds, CLIP region seconds)."""
-    from atelier.nodes.truepose_source import PoseSource, region_embeddings, run_sourcenet
+    from atelier.nodes.truepose_source import (
+        PoseSource,
+        region_embeddings,
+        run_sourcenet,
+    )
 
     latent, pixels, labels = source_inputs(height, width)
     comfy.model_management.load_models_gpu([model])
@@ -206,7 +210,12 @@ def counting_attachment_class():
 
 def applied(model, truepose, modules, patcher, source, height: int, width: int, refresh: str):
     """(MODEL, attachment) as Apply TruePose builds them (strengths 1, whole schedule), with ``refresh``."""
-    from atelier.models.reference_config import ReadMode, ReferenceConfig, Refresh, UncondPolicy
+    from atelier.models.reference_config import (
+        ReadMode,
+        ReferenceConfig,
+        Refresh,
+        UncondPolicy,
+    )
     from atelier.models.sites import SITES_BY_NAME
     from atelier.nodes.truepose_attachment import TargetPose
     from atelier.nodes.truepose_nodes import selected_masks
