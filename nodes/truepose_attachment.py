@@ -18,13 +18,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..models.pose import BodyPose, render_skeleton
+from ..models.pose import BodyPose
 from ..models.reference_config import ReferenceConfig, Refresh
 from ..models.sites import AttentionSite
 from ..models.truepose.caa import CAAProjections
 from ..models.truepose.config import TruePoseConfig
 from ..models.truepose.hpfa import HPFAProjections
-from ..models.truepose.pose_encoder import LATENT_FACTOR, PoseEncoder
+from ..models.truepose.pose_encoder import (
+    LATENT_FACTOR,
+    PoseEncoder,
+    draw_target_skeleton,
+)
 from ..models.truepose.truepose_run import TruePoseRun, TruePoseSource
 from .reference_attachment import ReferenceAttachment
 from .reference_patch import ReferenceReadPatch, run_for
@@ -81,7 +85,7 @@ class TargetPose:
         if self.skeleton is not None:
             channels_first = self.skeleton[..., :3].permute(0, 3, 1, 2).float()  # (B_k, 3, H, W)
             return F.interpolate(channels_first, size=(height, width), mode="bilinear", align_corners=False)
-        drawn = np.stack([render_skeleton(pose, width, height) for pose in self.poses])  # (B_p, H, W, 3) uint8
+        drawn = np.stack([draw_target_skeleton(pose, height, width) for pose in self.poses])  # (B_p, H, W, 3) uint8
         return torch.from_numpy(drawn).permute(0, 3, 1, 2).float() / 255.0  # (B_p, 3, H, W)
 
 

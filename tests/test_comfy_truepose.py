@@ -5,6 +5,7 @@ end to end through the sampler. Needs COMFYUI_PATH."""
 import copy
 import json
 import math
+import shutil
 from types import SimpleNamespace
 
 import numpy as np
@@ -307,10 +308,10 @@ def test_a_pose_sequence_from_one_source(world, source):
 
 
 def test_a_ready_skeleton_image_replaces_the_drawn_one(world, source, transferred):
-    from atelier.models.pose import render_skeleton
+    from atelier.models.truepose.pose_encoder import draw_target_skeleton
     from atelier.nodes.truepose_inputs import target_poses
 
-    drawn = render_skeleton(target_poses([pose_frame(FRONT)], 0)[0], SOURCE_W, SOURCE_H)
+    drawn = draw_target_skeleton(target_poses([pose_frame(FRONT)], 0)[0], SOURCE_H, SOURCE_W)
     skeleton = torch.from_numpy(drawn).float().div(255.0).unsqueeze(0)
     same = run(world, apply(world, source, [pose_frame(FRONT)], skeleton=skeleton))
     torch.testing.assert_close(same, transferred, atol=1e-5, rtol=1e-5)
@@ -382,3 +383,42 @@ def test_load_pose_keypoints(world):
     single, drawn = node.execute(pose_file="atelier_test_openpose.json", width=128, height=192).args
     assert single[0]["canvas_width"] == 128 and drawn.shape == (1, 192, 128, 3)
     assert "not a .json file" in node.validate_inputs(pose_file="missing.json")
+
+
+def test_a_trained_file_from_train_truepose_runs_in_the_nodes(world, comfy_node_registry, tmp_path, baseline):
+    """Two toy-world training steps (tiny SD1.5 layout, the test checkpoint's sizes) -> models/atelier/ and
+    the UNet LoRA through the core LoRA loader -> Load TruePose; Encode Pose Source with the trainer's
+    image encoder as CLIP vision -> Apply TruePose -> KSampler."""
+    import comfy.clip_vision
+    import comfy.sd
+    import comfy.utils
+    from atelier.nodes.folders import FOLDER_NAME
+    from atelier.train.igr.components import tiny_image_encoder
+    from atelier.train.truepose.cli import parse_args, train
+
+    out = tmp_path / "trained"
+    threads = torch.get_num_threads()
+    try:  # one thread: the tiny models crawl with two on a busy shared CPU
+        train(parse_args(["--size", "48x32", "--people", "4", "--batch-size", "2", "--unet-rank", "2", "--steps", "2",
+                          "--checkpoint-every", "0", "--threads", "1", "--out", str(out)]))
+    finally:
+        torch.set_num_threads(threads)
+    folder = tmp_path / "models_atelier"  # a name no other test registers (the workflow test has its own truepose.safetensors)
+    folder.mkdir()
+    shutil.copy(out / "truepose.safetensors", folder / "truepose_trained_in_test.safetensors")
+    comfy_node_registry.folder_paths.add_model_folder_path(FOLDER_NAME, str(folder))
+    trained = load(world, "truepose_trained_in_test.safetensors")
+    assert trained.base.model_channels == BASE_CHANNELS and trained.base.context_dim == world.context_dim
+    encoder = tiny_image_encoder().model
+    config = dict(encoder.config.to_dict(), model_type="clip_vision_model")
+    config_path = tmp_path / "trained_clip_vision.json"
+    config_path.write_text(json.dumps({key: value for key, value in config.items() if isinstance(value, int | float | str)}))
+    clip_vision = comfy.clip_vision.ClipVisionModel(str(config_path))
+    missing, _ = clip_vision.load_sd(encoder.state_dict())
+    assert not missing
+    lora = comfy.utils.load_torch_file(str(out / "truepose_unet_lora.safetensors"))
+    model, _ = comfy.sd.load_lora_for_models(world.model, None, lora, 1.0, 0.0)
+    source = encode(world, model=model, clip_vision=clip_vision)
+    patched = apply(world, source, [pose_frame(FRONT)], model=model, truepose=trained)
+    result = run(world, patched)
+    assert torch.isfinite(result).all() and (result - baseline).abs().max() > 1e-4

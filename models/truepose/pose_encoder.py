@@ -9,12 +9,26 @@ last convolution is zero-initialised: an untrained encoder outputs exactly zero,
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..errors import ReferenceInputError
+from ..pose import BodyPose, render_skeleton
 
 LATENT_FACTOR = 8
+
+
+def skeleton_stroke(height: int, width: int) -> int:
+    """Stick half-width and joint radius of a drawn target skeleton: 4 px at 256×176 (the OpenPose
+    preprocessors' default at that size), scaled with the shorter side, at least 1."""
+    return max(1, round(min(height, width) / 44))
+
+
+def draw_target_skeleton(pose: BodyPose, height: int, width: int) -> np.ndarray:
+    """(H, W, 3) uint8 OpenPose drawing of ``pose`` as the pose encoder sees it (training and nodes alike)."""
+    stroke = skeleton_stroke(height, width)
+    return render_skeleton(pose, width, height, stick_width=stroke, joint_radius=stroke)
 
 
 class SkeletonImageError(ReferenceInputError):

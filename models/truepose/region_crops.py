@@ -46,17 +46,17 @@ def source_regions(image: torch.Tensor, lip_labels: np.ndarray, crop_size: int) 
             "and (H, W) of the same size"
         )
     regions = caa_regions(LIP)
-    masks = torch.from_numpy(np.stack([category_mask(lip_labels, LIP, regions[name]) for name in REGION_NAMES]))
+    masks = torch.from_numpy(np.stack([category_mask(lip_labels, LIP, regions[name]) for name in REGION_NAMES])).to(image)
     boxes = region_crop_boxes(lip_labels, LIP)
     if not boxes:
         raise CAAInputError("the source parsing map has no person region (only background); check the source parsing")
     present = torch.tensor([name in boxes for name in REGION_NAMES])
-    box_masks = torch.zeros(len(boxes), *lip_labels.shape, dtype=image.dtype)  # (P, H, W)
+    box_masks = image.new_zeros(len(boxes), *lip_labels.shape)  # (P, H, W)
     for row, name in enumerate(name for name in REGION_NAMES if name in boxes):
         x0, y0, x1, y1 = boxes[name]
         box_masks[row, y0:y1, x0:x1] = 1.0
     crops = garment_crop(image.unsqueeze(0), box_masks, crop_size, margin=0.0)  # (P, S, S, 3)
-    return SourceRegions(masks=masks.to(image.dtype), present=present, crops=crops)
+    return SourceRegions(masks=masks, present=present, crops=crops)
 
 
 def scatter_embeddings(present: torch.Tensor, embeds: torch.Tensor) -> torch.Tensor:

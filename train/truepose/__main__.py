@@ -1,0 +1,5 @@
+"""``python -m atelier.train.truepose``."""
+
+from .cli import main
+
+main()
