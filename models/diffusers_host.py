@@ -11,10 +11,10 @@ from collections.abc import Sequence
 import torch
 
 from .errors import UnsupportedModelError
+from .reference_attention import multihead_attention
 from .reference_bank import ReferenceBank
 from .reference_config import ReferenceConfig
 from .reference_projections import ReferenceProjections
-from .reference_attention import multihead_attention
 from .reference_run import ReferenceRun
 from .sites import SITES_BY_NAME, AttentionSite
 
