@@ -30,7 +30,7 @@ from ..errors import ReferenceInputError
 from ..reference_attention import PlainAttention
 from ..reference_bank import ReferenceBank
 from ..reference_config import ReadMode, ReferenceConfig
-from ..reference_run import ReferenceRun
+from ..reference_run import CallState, ReferenceRun
 from ..sites import AttentionSite, sites_named
 from .caa import (
     CAAProjections,
@@ -228,33 +228,34 @@ class TruePoseRun(ReferenceRun):
         v_clip = clip.v.index_select(0, source_rows).to(fused)
         return caa_attend(self.caa, site, fused, k_clip, v_clip, clip.bias.index_select(0, source_rows).to(fused), heads)
 
-    def pose_rows(self) -> torch.Tensor:
-        """Row of ``pose_features`` for each reading row of the current call, (R,) long."""
-        plan = self.call.plan
-        poses = self.pose_features.shape[0]
-        if poses == plan.latent_batch:
-            return plan.rows % plan.latent_batch
-        if poses == 1:
-            return torch.zeros_like(plan.rows)
-        raise TruePoseInputError(
-            f"the target pose batch is {poses} but the latent batch is {plan.latent_batch}: connect one pose "
-            "(shared by every latent) or exactly one per latent"
-        )
-
     def add_pose(self, features: torch.Tensor) -> torch.Tensor:
         """conv_in's output (N, C, h, w) plus the pose features on the call's reading rows."""
-        if self.pose_features is None or self.call is None or not self.call.active or self.call.plan.reads_no_row:
-            return features
-        if self.pose_features.shape[1:] != features.shape[1:]:
-            raise TruePoseInputError(
-                f"pose features are {tuple(self.pose_features.shape[1:])} but conv_in gives {tuple(features.shape[1:])}: "
-                "draw the target skeleton at the sampled image's size (8 × the latent)"
-            )
-        rows = self.call.plan.rows.to(features.device)
-        pose = self.pose_features.to(features).index_select(0, self.pose_rows().to(features.device))  # (R, C, h, w)
-        return features.index_add(0, rows, pose)
+        return add_pose_features(self.call, features, self.pose_features)
 
     def release(self) -> None:
         super().release()
         self._sources.clear()
         self.pose_features = None
+
+
+def add_pose_features(call: CallState | None, features: torch.Tensor, pose_features: torch.Tensor | None) -> torch.Tensor:
+    """conv_in's output (N, C, h, w) plus ``pose_features`` (B_p, C, h, w) on the rows of ``call`` that read
+    the source, B_p = 1 (one pose for every latent) or one per latent; unchanged outside an active call.
+    Shared by TruePoseRun and any run that adds the pose encoder (the trainer's concat baseline)."""
+    if pose_features is None or call is None or not call.active or call.plan.reads_no_row:
+        return features
+    if pose_features.shape[1:] != features.shape[1:]:
+        raise TruePoseInputError(
+            f"pose features are {tuple(pose_features.shape[1:])} but conv_in gives {tuple(features.shape[1:])}: "
+            "draw the target skeleton at the sampled image's size (8 × the latent)"
+        )
+    plan = call.plan
+    poses = pose_features.shape[0]
+    if poses not in (1, plan.latent_batch):
+        raise TruePoseInputError(
+            f"the target pose batch is {poses} but the latent batch is {plan.latent_batch}: connect one pose "
+            "(shared by every latent) or exactly one per latent"
+        )
+    rows = plan.rows.to(features.device)
+    pose_rows = rows % plan.latent_batch if poses > 1 else torch.zeros_like(rows)
+    return features.index_add(0, rows, pose_features.to(features).index_select(0, pose_rows))  # pose (R, C, h, w)

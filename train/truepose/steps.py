@@ -52,6 +52,7 @@ from ...models.truepose.diffusers_truepose import (
 )
 from ...models.truepose.hpfa import HPFAProjections
 from ...models.truepose.pose_encoder import PoseEncoder
+from ...models.truepose.truepose_run import add_pose_features
 from ..anydressing.components import BaseComponents
 from ..igr.components import ImageEncoder
 from ..igr.steps import DENOISER_LORA_TARGETS, DenoiserUpdate, drops_condition
@@ -67,10 +68,6 @@ Predict = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Sequence[int]], to
 
 class VariantError(AtelierError, ValueError):
     """An unknown ``--variant``."""
-
-
-class PoseBatchError(AtelierError, ValueError):
-    """The concat baseline got a target pose batch that is neither 1 nor the latent batch."""
 
 
 def uses_caa(variant: str) -> bool:
@@ -145,23 +142,14 @@ def concat_config(config: TruePoseConfig) -> ReferenceConfig:
 
 class ConcatPoseHook:
     """conv_in forward hook of the ``concat`` variant: adds the pose features (B_p, C, h, w) to the
-    rows of the current call that read the source (B_p = 1 or one per latent), like TruePoseRun.add_pose."""
+    rows of the current call that read the source (B_p = 1 or one per latent), as TruePoseRun does."""
 
     def __init__(self, run: ReferenceRun, pose_features: torch.Tensor) -> None:
         self.run = run
         self.pose_features = pose_features
 
     def __call__(self, module, inputs, output: torch.Tensor) -> torch.Tensor:
-        call = self.run.call
-        if call is None or not call.active or call.plan.reads_no_row:
-            return output
-        poses = self.pose_features.shape[0]
-        if poses not in (1, call.plan.latent_batch):
-            raise PoseBatchError(f"the target pose batch is {poses} but the latent batch is {call.plan.latent_batch}; "
-                                 "give one pose or one per latent")
-        rows = call.plan.rows.to(output.device)
-        pose_rows = rows % call.plan.latent_batch if poses > 1 else torch.zeros_like(rows)
-        return output.index_add(0, rows, self.pose_features.to(output).index_select(0, pose_rows))
+        return add_pose_features(self.run.call, output, self.pose_features)
 
 
 @contextmanager
