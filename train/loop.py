@@ -4,6 +4,7 @@ resume), the multi-process gradient mean, and writing a diffusers UNet state dic
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import time
@@ -22,6 +23,24 @@ logger = logging.getLogger("atelier.train")
 
 # One step's losses by name, and the tensor to back-propagate.
 StepLosses = Callable[[int], tuple[dict[str, torch.Tensor], torch.Tensor]]
+
+
+def add_loop_options(parser: argparse.ArgumentParser, *, lr: float, lr_help: str, batch_help: str) -> None:
+    """The options every diffusion trainer shares (steps, batch, optimiser, precision, threads, seed,
+    checkpoints, resume, log, output); ``LoopSettings.from_args`` and ``start_cli`` read them."""
+    parser.add_argument("--steps", type=int, default=1000, help="optimiser steps")
+    parser.add_argument("--batch-size", type=int, default=4, help=batch_help)
+    parser.add_argument("--lr", type=float, default=lr, help=lr_help)
+    parser.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no", help="passed to accelerate")
+    parser.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (default: torch's choice); 1 is much faster on a busy, shared CPU")
+    parser.add_argument("--seed", type=int, default=0, help="training seed")
+    parser.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (0: only at the end)")
+    parser.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of this stage in --out")
+    parser.add_argument("--log-every", type=int, default=50, help="steps between loss log lines")
+    parser.add_argument("--out", required=True, help="output folder")
 
 
 def start_cli(args) -> None:

@@ -27,6 +27,7 @@ from ...models.sites import SITE_GROUPS
 from ...models.weights import save_weight_file
 from ..loop import (
     LoopSettings,
+    add_loop_options,
     run_steps,
     save_diffusers_unet,
     start_cli,
@@ -78,25 +79,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rank", type=int, default=8, help="GFE LoRA rank r")
     p.add_argument("--alpha", type=float, default=8.0, help="GFE LoRA alpha")
     p.add_argument("--sites", choices=tuple(SITE_GROUPS), default="all", help="Dressing-Attention / GFE sites")
-    p.add_argument("--steps", type=int, default=1000, help="optimiser steps")
-    p.add_argument("--batch-size", type=int, default=4, help="samples per step")
-    p.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate")
     p.add_argument("--igl-weight", type=float, default=0.01, help="λ1 of L_loc (IGL, eq. 9); paper 0.01")
     p.add_argument("--gtl-weight", type=float, default=0.001, help="λ2 of L_texture (GTL, eq. 11); paper 0.001")
     p.add_argument("--eta", type=int, default=PAPER_ETA, help="η: GTL runs on timesteps t <= η; paper 350")
     p.add_argument("--train-strength", type=float, default=1.0, help="λ of Dressing-Attention (eq. 6) while training")
     p.add_argument("--perceptual-weights", default=None, help="VGG-16 weights (torchvision layout) for GTL's perceptual "
                    "term; without it only the high-frequency term runs")
-    p.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no", help="passed to accelerate")
-    p.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for torch (default: torch's choice); 1 is much faster on a busy, shared CPU")
-    p.add_argument("--seed", type=int, default=0, help="training seed")
-    p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (0: only at the end)")
-    p.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of this stage")
-    p.add_argument("--log-every", type=int, default=50, help="steps between loss log lines")
-    p.add_argument("--out", required=True, help="output folder")
+    add_loop_options(p, lr=1e-4, lr_help="AdamW learning rate", batch_help="samples per step")
     args = p.parse_args(argv)
     check_args(args)
     return args

@@ -41,6 +41,7 @@ from ...models.weights import save_weight_file
 from ..anydressing.components import BaseComponents, load_base
 from ..loop import (
     LoopSettings,
+    add_loop_options,
     run_steps,
     save_diffusers_unet,
     start_cli,
@@ -122,18 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--condition-drop", type=float, default=0.1,
                    help="probability that a batch drops garment features and text together (CFG)")
     p.add_argument("--resume-from", default=None, help="--stage fine: the coarse run's output folder")
-    p.add_argument("--steps", type=int, default=1000, help="optimiser steps")
-    p.add_argument("--batch-size", type=int, default=4, help="pairs per step")
-    p.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate (paper: 1e-5 at batch 32 on SD1.5)")
-    p.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no", help="passed to accelerate")
-    p.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (1 is faster on a busy, shared CPU)")
-    p.add_argument("--seed", type=int, default=0, help="training seed")
-    p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (0: only at the end)")
-    p.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of this stage in --out")
-    p.add_argument("--log-every", type=int, default=50, help="steps between loss log lines")
-    p.add_argument("--out", required=True, help="output folder")
+    add_loop_options(p, lr=1e-4, lr_help="AdamW learning rate (paper: 1e-5 at batch 32 on SD1.5)",
+                     batch_help="pairs per step")
     return p
 
 

@@ -52,6 +52,7 @@ from ..igr.components import FROZEN_SEED, load_image_encoder
 from ..igr.steps import DenoiserUpdate
 from ..loop import (
     LoopSettings,
+    add_loop_options,
     run_steps,
     save_diffusers_unet,
     start_cli,
@@ -114,18 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unet-alpha", type=float, default=8.0, help="UNet LoRA alpha")
     p.add_argument("--condition-dropout", type=float, default=PAPER_CONDITION_DROPOUT,
                    help="probability that a batch drops C (source bank, CLIP regions, pose) as a whole")
-    p.add_argument("--steps", type=int, default=1000, help="optimiser steps")
-    p.add_argument("--batch-size", type=int, default=4, help="pairs per step")
-    p.add_argument("--lr", type=float, default=1e-5, help="AdamW learning rate (paper: 1e-5 on SD1.5; toy runs need more)")
-    p.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no", help="passed to accelerate")
-    p.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (1 is faster on a busy, shared CPU)")
-    p.add_argument("--seed", type=int, default=0, help="training seed")
-    p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (0: only at the end)")
-    p.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of this stage in --out")
-    p.add_argument("--log-every", type=int, default=50, help="steps between loss log lines")
-    p.add_argument("--out", required=True, help="output folder")
+    add_loop_options(p, lr=1e-5, lr_help="AdamW learning rate (paper: 1e-5 on SD1.5; toy runs need more)",
+                     batch_help="pairs per step")
     return p
 
 
