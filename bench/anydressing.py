@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_attention import (  # the sibling bench script
     MODEL_WIDTHS,
     random_unet,
+    synchronize,
     system_bench_setup,
     time_sampling,
 )
@@ -56,12 +57,6 @@ class ModelResult:
     encode: dict[int, float]
     bank_bytes: dict[int, int]
     unet_params: int
-
-
-def synchronize() -> None:
-    """Wait for queued GPU work, so wall-clock times are complete."""
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
 
 
 def dressing_modules(model_channels: int, context_dim: int, seed: int = 0) -> dict[str, torch.nn.Module]:

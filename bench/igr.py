@@ -37,7 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_attention import (  # the sibling bench script
     MODEL_WIDTHS,
     random_unet,
+    synchronize,
     system_bench_setup,
+    time_ksampler,
 )
 
 CLIP_VISION_EMBED_DIM = 768  # ViT-L/14
@@ -59,12 +61,6 @@ class ModelResult:
     garmnet: float
     clip_vision: float
     bank_bytes: int
-
-
-def synchronize() -> None:
-    """Wait for queued GPU work, so wall-clock times are complete."""
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
 
 
 def igr_weights(model_channels: int, context_dim: int, seed: int = 0):
@@ -145,19 +141,6 @@ def restored(model, igr, bank, tokens, high: float, low: float):
     return patched
 
 
-def time_sampling(comfy, model, positive, negative, size: int, steps: int) -> float:
-    """Seconds of one KSampler run (ddim, CFG 1.5) from a zero latent of ``size`` pixels."""
-    latent = torch.zeros(1, 4, size // 8, size // 8)
-    noise = comfy.sample.prepare_noise(latent, 0)
-    synchronize()
-    start = time.perf_counter()
-    with torch.inference_mode():
-        comfy.sample.sample(model, noise, steps, CFG, SAMPLER, SCHEDULER, positive, negative, latent,
-                            disable_pbar=True, seed=0)
-    synchronize()
-    return time.perf_counter() - start
-
-
 def bench_model(comfy, clip_vision, name: str, size: int, steps: int, repeats: int) -> ModelResult:
     """Time plain sampling, try-off sampling (both paths, each alone) and the one-off node work."""
     channels, context_dim = MODEL_WIDTHS[name]
@@ -175,7 +158,7 @@ def bench_model(comfy, clip_vision, name: str, size: int, steps: int, repeats: i
         "low_only": restored(model, igr, bank, tokens, 0.0, 1.0),
     }
     for variant in models.values():
-        time_sampling(comfy, variant, positive, negative, size, 1)  # warm-up: load weights, first-call costs
+        time_ksampler(comfy, variant, positive, negative, size, size, 1, CFG, SAMPLER, SCHEDULER)  # warm-up: load weights, first-call costs
     sampling: dict[str, list[float]] = {key: [] for key in VARIANTS}
     garmnet: list[float] = []
     clip: list[float] = []
@@ -184,7 +167,7 @@ def bench_model(comfy, clip_vision, name: str, size: int, steps: int, repeats: i
         garmnet.append(garmnet_seconds)
         clip.append(clip_seconds)
         for key in VARIANTS:
-            sampling[key].append(time_sampling(comfy, models[key], positive, negative, size, steps))
+            sampling[key].append(time_ksampler(comfy, models[key], positive, negative, size, size, steps, CFG, SAMPLER, SCHEDULER))
     return ModelResult(name=name, size=size, steps=steps, repeats=repeats,
                        sampling={key: statistics.median(values) for key, values in sampling.items()},
                        garmnet=statistics.median(garmnet), clip_vision=statistics.median(clip), bank_bytes=bank_nbytes(bank))

@@ -71,20 +71,32 @@ def with_reference(model, latent: torch.Tensor, refresh: str):
     return patched
 
 
+def synchronize() -> None:
+    """Wait for queued GPU work, so wall-clock times are complete."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def time_ksampler(comfy, model, positive, negative, height: int, width: int, steps: int, cfg: float,
+                  sampler: str, scheduler: str) -> float:
+    """Seconds of one KSampler run from a zero latent of ``height`` × ``width`` pixels (seed 0)."""
+    latent = torch.zeros(1, 4, height // 8, width // 8)
+    noise = comfy.sample.prepare_noise(latent, 0)
+    synchronize()
+    start = time.perf_counter()
+    with torch.inference_mode():
+        comfy.sample.sample(model, noise, steps, cfg, sampler, scheduler, positive, negative, latent,
+                            disable_pbar=True, seed=0)
+    synchronize()
+    return time.perf_counter() - start
+
+
 def time_sampling(comfy, model, context_dim: int, size: int, steps: int) -> float:
+    """Seconds of one euler run at CFG 7 with random prompts, ``size`` × ``size`` pixels."""
     g = torch.Generator().manual_seed(0)
     positive = [[torch.randn(1, 77, context_dim, generator=g), {"pooled_output": None}]]
     negative = [[torch.randn(1, 77, context_dim, generator=g), {"pooled_output": None}]]
-    latent = torch.zeros(1, 4, size // 8, size // 8)
-    noise = comfy.sample.prepare_noise(latent, 0)
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    with torch.inference_mode():
-        comfy.sample.sample(model, noise, steps, 7.0, "euler", "normal", positive, negative, latent, disable_pbar=True, seed=0)
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+    return time_ksampler(comfy, model, positive, negative, size, size, steps, 7.0, "euler", "normal")
 
 
 def bench(comfy, name: str, channels: int, context_dim: int, size: int, steps: int, repeats: int) -> None:

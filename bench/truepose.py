@@ -56,7 +56,9 @@ sys.path.insert(0, str(BENCH))
 from reference_attention import (  # the sibling bench script
     MODEL_WIDTHS,
     random_unet,
+    synchronize,
     system_bench_setup,
+    time_ksampler,
 )
 
 WIDTH_OVER_HEIGHT = 11 / 16  # the paper's 176×256 and 352×512
@@ -95,12 +97,6 @@ class ModelResult:
     hpfa_bank_bytes: int
     rest_of_source_bytes: int
     run_cache_bytes: int
-
-
-def synchronize() -> None:
-    """Wait for queued GPU work, so wall-clock times are complete."""
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
 
 
 def image_size(size: int) -> tuple[int, int]:
@@ -234,19 +230,6 @@ def applied(model, truepose, modules, patcher, source, height: int, width: int, 
     return patched, attachment
 
 
-def time_sampling(comfy, model, positive, negative, height: int, width: int, steps: int, cfg: float) -> float:
-    """Seconds of one KSampler run (ddim, ddim_uniform) from a zero latent of H×W pixels."""
-    latent = torch.zeros(1, 4, height // 8, width // 8)
-    noise = comfy.sample.prepare_noise(latent, 0)
-    synchronize()
-    start = time.perf_counter()
-    with torch.inference_mode():
-        comfy.sample.sample(model, noise, steps, cfg, SAMPLER, SCHEDULER, positive, negative, latent,
-                            disable_pbar=True, seed=0)
-    synchronize()
-    return time.perf_counter() - start
-
-
 def tensor_bytes(*tensors: torch.Tensor | None) -> int:
     """Bytes held by the given tensors (None counts 0)."""
     return sum(t.numel() * t.element_size() for t in tensors if t is not None)
@@ -282,7 +265,7 @@ def bench_model(comfy, clip_vision, name: str, size: int, steps: int, repeats: i
     for refresh in VARIANTS[1:]:
         variants[refresh] = applied(model, truepose, modules, patcher, source, height, width, refresh)
     for variant, _ in variants.values():
-        time_sampling(comfy, variant, positive, negative, height, width, 1, cfg)  # warm-up: load weights, first calls
+        time_ksampler(comfy, variant, positive, negative, height, width, 1, cfg, SAMPLER, SCHEDULER)  # warm-up: load weights, first calls
     sampling: dict[str, list[float]] = {key: [] for key in VARIANTS}
     sourcenet: list[float] = []
     clip: list[float] = []
@@ -291,7 +274,7 @@ def bench_model(comfy, clip_vision, name: str, size: int, steps: int, repeats: i
         sourcenet.append(sourcenet_seconds)
         clip.append(clip_seconds)
         for key in VARIANTS:
-            sampling[key].append(time_sampling(comfy, variants[key][0], positive, negative, height, width, steps, cfg))
+            sampling[key].append(time_ksampler(comfy, variants[key][0], positive, negative, height, width, steps, cfg, SAMPLER, SCHEDULER))
     builds = {key: variants[key][1].last_run.source_builds for key in VARIANTS[1:]}
     bank_bytes = sum(source.bank.get(SITES_BY_NAME[site]).nbytes for site in source.bank.site_names)
     hpfa_bank_bytes = sum(source.bank.get(SITES_BY_NAME[site]).nbytes for site in truepose.hpfa_sites)
