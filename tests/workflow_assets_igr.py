@@ -20,8 +20,13 @@ written for the workflow execution test:
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
+
+from asset_files import (
+    write_lip_parsing,
+    write_tiny_lora_file,
+    write_untrained_atelier_file,
+)
 
 IGR_WEIGHTS = "igr.safetensors"
 DENOISER_LORA = "igr_denoiser_lora.safetensors"
@@ -51,26 +56,13 @@ def write_untrained_igr(comfy_node_registry) -> None:
     """Write ``IGR_WEIGHTS`` for the tiny base (768-wide image embeddings) into a registered Atelier folder."""
     from atelier.models.igr.config import IGRConfig
     from atelier.models.igr.spec import IGR
-    from atelier.models.weight_format import BaseModel
-    from atelier.models.weights import export_untrained
-    from atelier.nodes.folders import FOLDER_NAME
-    from comfy_fixtures import TINY_SD15
 
-    folder = Path(tempfile.mkdtemp(prefix="atelier_igr_"))
-    base = BaseModel(model_channels=TINY_SD15.model_channels, context_dim=TINY_SD15.context_dim)
-    config = IGRConfig(image_embed_dim=CLIP_VISION_EMBED_DIM).to_dict()
-    export_untrained(str(folder / IGR_WEIGHTS), IGR, base, config)
-    comfy_node_registry.folder_paths.add_model_folder_path(FOLDER_NAME, str(folder))
+    write_untrained_atelier_file(comfy_node_registry, IGR_WEIGHTS, IGR, IGRConfig(image_embed_dim=CLIP_VISION_EMBED_DIM).to_dict())
 
 
 def write_denoiser_lora(comfy_node_registry) -> None:
     """A tiny random kohya LoRA for the tiny UNet in ComfyUI's loras folder."""
-    from safetensors.torch import save_file
-    from workflow_assets_text2graph import tiny_lora_state
-
-    folder = Path(tempfile.mkdtemp(prefix="atelier_igr_lora_"))
-    save_file(tiny_lora_state(seed=5), str(folder / DENOISER_LORA))
-    comfy_node_registry.folder_paths.add_model_folder_path("loras", str(folder))
+    write_tiny_lora_file(comfy_node_registry, DENOISER_LORA, seed=5)
 
 
 def random_vitl_state(seed: int) -> dict:
@@ -108,24 +100,9 @@ def write_clip_vision(comfy_node_registry) -> None:
     comfy_node_registry.folder_paths.add_model_folder_path("clip_vision", str(folder))
 
 
-def parsing_label_map(side: int):
-    """(side, side) uint8 LIP label map of a standing figure; ``upper_clothes`` covers the torso."""
-    import numpy as np
-    from atelier.models.labels import LIP_LABELS
-
-    labels = np.zeros((side, side), dtype=np.uint8)  # background
-    for name, (y0, y1, x0, x1) in PARSING_REGIONS:
-        labels[round(y0 * side):round(y1 * side), round(x0 * side):round(x1 * side)] = LIP_LABELS.index(name)
-    return labels
-
-
 def write_parsing_image(comfy_node_registry) -> None:
     """``PARSING_IMAGE`` in ComfyUI's input dir: the label map in the exact LIP palette colours (lossless PNG)."""
-    from atelier.models.parsing import LIP, labels_to_palette_image
-    from PIL import Image
-
-    pixels = labels_to_palette_image(parsing_label_map(PARSING_SIDE), LIP)  # (H, W, 3) uint8
-    Image.fromarray(pixels).save(Path(comfy_node_registry.input_dir) / PARSING_IMAGE)
+    write_lip_parsing(Path(comfy_node_registry.input_dir) / PARSING_IMAGE, PARSING_REGIONS, PARSING_SIDE, PARSING_SIDE)
 
 
 ASSETS: dict = {

@@ -20,10 +20,13 @@ anydressing_to_truepose.json) name, written for the workflow execution test:
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
-import numpy as np
+from asset_files import (
+    write_lip_parsing,
+    write_tiny_lora_file,
+    write_untrained_atelier_file,
+)
 from workflow_assets_igr import CLIP_VISION_EMBED_DIM
 
 TRUEPOSE_WEIGHTS = "truepose.safetensors"
@@ -73,26 +76,14 @@ def write_untrained_truepose(comfy_node_registry) -> None:
     """Write ``TRUEPOSE_WEIGHTS`` for the tiny base (768-wide CLIP embeddings) into a registered Atelier folder."""
     from atelier.models.truepose.config import TruePoseConfig
     from atelier.models.truepose.spec import TRUEPOSE
-    from atelier.models.weight_format import BaseModel
-    from atelier.models.weights import export_untrained
-    from atelier.nodes.folders import FOLDER_NAME
-    from comfy_fixtures import TINY_SD15
 
-    folder = Path(tempfile.mkdtemp(prefix="atelier_truepose_"))
-    base = BaseModel(model_channels=TINY_SD15.model_channels, context_dim=TINY_SD15.context_dim)
     config = TruePoseConfig(clip_embed_dim=CLIP_VISION_EMBED_DIM).to_dict()
-    export_untrained(str(folder / TRUEPOSE_WEIGHTS), TRUEPOSE, base, config)
-    comfy_node_registry.folder_paths.add_model_folder_path(FOLDER_NAME, str(folder))
+    write_untrained_atelier_file(comfy_node_registry, TRUEPOSE_WEIGHTS, TRUEPOSE, config)
 
 
 def write_unet_lora(comfy_node_registry) -> None:
     """A tiny random kohya LoRA for the tiny UNet in ComfyUI's loras folder."""
-    from safetensors.torch import save_file
-    from workflow_assets_text2graph import tiny_lora_state
-
-    folder = Path(tempfile.mkdtemp(prefix="atelier_truepose_lora_"))
-    save_file(tiny_lora_state(seed=UNET_LORA_SEED), str(folder / UNET_LORA))
-    comfy_node_registry.folder_paths.add_model_folder_path("loras", str(folder))
+    write_tiny_lora_file(comfy_node_registry, UNET_LORA, seed=UNET_LORA_SEED)
 
 
 def target_pose_keypoint(width: int = CANVAS_WIDTH, height: int = CANVAS_HEIGHT) -> list[dict]:
@@ -112,33 +103,14 @@ def write_target_pose(comfy_node_registry) -> None:
     path.write_text(json.dumps(target_pose_keypoint()))
 
 
-def parsing_label_map(height: int, width: int) -> np.ndarray:
-    """(height, width) uint8 LIP label map of ``PARSING_REGIONS``, background elsewhere."""
-    from atelier.models.labels import LIP_LABELS
-
-    labels = np.zeros((height, width), dtype=np.uint8)  # background
-    for name, (y0, y1, x0, x1) in PARSING_REGIONS:
-        labels[round(y0 * height):round(y1 * height), round(x0 * width):round(x1 * width)] = LIP_LABELS.index(name)
-    return labels
-
-
-def write_parsing_image(path: Path, height: int = PARSING_SIDE, width: int = PARSING_SIDE) -> None:
-    """The label map in the exact LIP palette colours at ``path`` (lossless PNG)."""
-    from atelier.models.parsing import LIP, labels_to_palette_image
-    from PIL import Image
-
-    pixels = labels_to_palette_image(parsing_label_map(height, width), LIP)  # (H, W, 3) uint8
-    Image.fromarray(pixels).save(path)
-
-
 def write_source_parsing(comfy_node_registry) -> None:
     """``SOURCE_PARSING`` in ComfyUI's input dir (the test's random source photo is the same size)."""
-    write_parsing_image(Path(comfy_node_registry.input_dir) / SOURCE_PARSING)
+    write_lip_parsing(Path(comfy_node_registry.input_dir) / SOURCE_PARSING, PARSING_REGIONS, PARSING_SIDE, PARSING_SIDE)
 
 
 def write_dressed_parsing(comfy_node_registry) -> None:
     """``DRESSED_PARSING`` in ComfyUI's input dir (square, like the test's dressed person)."""
-    write_parsing_image(Path(comfy_node_registry.input_dir) / DRESSED_PARSING)
+    write_lip_parsing(Path(comfy_node_registry.input_dir) / DRESSED_PARSING, PARSING_REGIONS, PARSING_SIDE, PARSING_SIDE)
 
 
 ASSETS: dict = {
