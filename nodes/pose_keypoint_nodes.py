@@ -70,7 +70,9 @@ class LoadPoseKeypointNode(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, pose_file=None) -> bool | str:
-        return combo_errors_for_files(pose_file) or True
+        if pose_file is not None and pose_file not in pose_files():
+            return f"'pose_file' is '{pose_file}', which is not a .json file in ComfyUI's input folder"
+        return True
 
     @classmethod
     def execute(cls, pose_file: str, width: int, height: int) -> io.NodeOutput:
@@ -87,13 +89,6 @@ class LoadPoseKeypointNode(io.ComfyNode):
             raise ReferenceInputError(f"'pose_file' {pose_file} has frames of different canvas sizes; use one size")
         skeleton = torch.from_numpy(np.stack(images)).float() / 255.0  # (F, H, W, 3)
         return io.NodeOutput(frames, skeleton)
-
-
-def combo_errors_for_files(pose_file: str | None) -> str | None:
-    """An error message when ``pose_file`` is not a JSON file in the input folder."""
-    if pose_file is not None and pose_file not in pose_files():
-        return f"'pose_file' is '{pose_file}', which is not a .json file in ComfyUI's input folder"
-    return None
 
 
 NODES: tuple[type[io.ComfyNode], ...] = (LoadPoseKeypointNode,)

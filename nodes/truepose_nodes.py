@@ -16,7 +16,7 @@ import torch
 from comfy_api.latest import io
 from torch import nn
 
-from ..models.errors import ReferenceInputError
+from ..models.errors import ReferenceInputError, UnsupportedModelError
 from ..models.parsing import LIP
 from ..models.pose import BodyPose
 from ..models.reference_config import ReadMode, ReferenceConfig, UncondPolicy
@@ -32,7 +32,7 @@ from .reference_image import check_reference_image, crop_to_multiple_of_8
 from .schedule_inputs import schedule_window_inputs
 from .truepose_attachment import TargetPose, TruePoseAttachment
 from .truepose_inputs import PARSING_FORMATS, source_labels, target_poses
-from .truepose_source import PoseSource, check_clip_width, encode_source
+from .truepose_source import PoseSource, encode_source
 from .weights_loader import load_atelier_weights, managed_module, system_file_names
 
 TruePoseType = io.Custom("ATELIER_TRUEPOSE")
@@ -161,7 +161,12 @@ def caa_in_use(truepose: TruePoseWeights, source: PoseSource, caa_strength: floa
             "'source' was encoded without 'clip_vision' but 'caa_strength' is above 0; connect Load CLIP Vision to "
             "Atelier Encode Pose Source, or set 'caa_strength' to 0"
         )
-    check_clip_width(source.clip_embeds, truepose.config.clip_embed_dim, caa_strength)
+    width, expected = source.clip_embeds.shape[-1], truepose.config.clip_embed_dim
+    if width != expected:
+        raise UnsupportedModelError(
+            f"the source's 'clip_vision' gives {width}-wide image embeddings but 'truepose' expects {expected} (the "
+            "encoder it was trained with); load that CLIP vision model in Encode Pose Source"
+        )
     return True
 
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import comfy.model_management
 import torch
 
-from ..models.errors import UnsupportedModelError
 from ..models.reference_bank import ReferenceBank
 from ..models.sites import SITES_BY_NAME
 from ..models.truepose.diffusers_truepose import SOURCE_TIMESTEP
@@ -95,15 +94,6 @@ def region_embeddings(clip_vision, pixels: torch.Tensor, labels: torch.Tensor) -
                 image_embeds = clip_vision.encode_image(regions.crops).image_embeds  # (P, E)
             embeds.append(scatter_embeddings(regions.present, image_embeds.float().cpu()))
     return torch.stack(masks), (torch.stack(embeds) if clip_vision is not None else None)
-
-
-def check_clip_width(clip_embeds: torch.Tensor | None, expected: int, caa_strength: float) -> None:
-    """CAA needs CLIP embeddings of the width the weights were trained with."""
-    if caa_strength > 0 and clip_embeds is not None and clip_embeds.shape[-1] != expected:
-        raise UnsupportedModelError(
-            f"the source's 'clip_vision' gives {clip_embeds.shape[-1]}-wide image embeddings but 'truepose' expects "
-            f"{expected} (the encoder it was trained with); load that CLIP vision model in Encode Pose Source"
-        )
 
 
 def encode_source(model, vae, context: torch.Tensor, pixels: torch.Tensor, labels: torch.Tensor, clip_vision) -> PoseSource:

@@ -103,6 +103,7 @@ def world(tiny_sd15, comfy_server_nodes, comfy_node_registry, tmp_path_factory):
         clip_vision=tiny_clip_vision(tmp_path_factory.mktemp("clip_vision")),
         source_image=torch.rand(2, SOURCE_H, SOURCE_W, 3, generator=g), parsing=lip_parsing_image(),
         empty=encode_prompt(clip, ""), input_dir=comfy_node_registry.folder_paths.get_input_directory(),
+        tmp_dir=tmp_path_factory.mktemp("truepose_tmp"),
     )
 
 
@@ -349,6 +350,9 @@ def test_bad_inputs_name_what_to_fix(world, source):
 
     with pytest.raises(UnsupportedModelError, match="'truepose' was made for .* model_channels 64"):
         apply(world, source, [pose_frame(FRONT)], name="truepose_other_base.safetensors")
+    narrow = encode(world, clip_vision=tiny_clip_vision(world.tmp_dir, projection_dim=16))
+    with pytest.raises(UnsupportedModelError, match="'clip_vision' gives 16-wide .* expects 24"):
+        apply(world, narrow, [pose_frame(FRONT)])
     two_sources = encode(world, image=world.source_image)
     with pytest.raises(ValueError, match="3 frames but 'source' holds 2"):
         apply(world, two_sources, [pose_frame(FRONT)] * 3)
