@@ -1,5 +1,6 @@
 """The toy fashion world: determinism, ground truth that matches the pictures, captions and
-triples, pose pairs, the outfit rule, sizes, and the contact-sheet command."""
+triples, pose pairs, the outfit rule (palette and accents colour clauses), sizes, and the
+contact-sheet command."""
 
 import subprocess
 import sys
@@ -13,9 +14,13 @@ from atelier.train.toyworld import (
     GarmentPart, GarmentSpec, SampleIndexError, ToyWorld, ToyWorldConfig, ToyWorldConfigError,
     compatibility_violations, garment_caption, is_compatible,
 )
+from atelier.train.toyworld.color_rules import (
+    ACHROMATIC, FAMILY_WHEEL, SLOT_RELATIONS, MissingAnchorError, UnknownColorRuleError, family_of, hue_difference,
+    palette_allowed, palette_preferred, related_families,
+)
 from atelier.train.toyworld.garments import sample_garment
-from atelier.train.toyworld.outfits import hue_difference
-from atelier.train.toyworld.palette import SHOP_BACKGROUND_RGB, color_by_name
+from atelier.train.toyworld.outfits import sample_outfit
+from atelier.train.toyworld.palette import GARMENT_COLORS, SHOP_BACKGROUND_RGB, color_by_name
 
 LIP = {name: index for index, name in enumerate(LIP_LABELS)}
 ATR = {name: index for index, name in enumerate(ATR_LABELS)}
@@ -174,25 +179,87 @@ def test_outfit_labels_follow_the_rule(world):
     assert 5 < sum(verdicts) < 35
 
 
-def test_outfit_rule_clauses_on_hand_built_outfits():
+def _item_maker():
     rng = np.random.default_rng(0)
 
     def item(slot, kind, material, color, pattern="solid"):
         return sample_garment(rng, slot, kind=kind, material=material, color=color_by_name(color), pattern=pattern)
 
+    return item
+
+
+def test_accents_rule_clauses_on_hand_built_outfits():
+    item = _item_maker()
     base = {
         "upper": item("upper", "shirt", "cotton", "white"), "bag": item("bag", "shoulder bag", "leather", "brown"),
         "lower": item("lower", "trousers", "cotton", "navy blue"), "shoes": item("shoes", "loafers", "leather", "black"),
     }
-    assert compatibility_violations(base) == []
-    assert is_compatible({**base, "upper": item("upper", "shirt", "cotton", "red"), "bag": item("bag", "shoulder bag", "leather", "burgundy")})
+    assert compatibility_violations(base, "accents") == []
+    warm = {**base, "upper": item("upper", "shirt", "cotton", "red"), "bag": item("bag", "shoulder bag", "leather", "burgundy")}
+    assert is_compatible(warm, "accents")
     assert hue_difference(color_by_name("red"), color_by_name("green")) < 150
     clash = {**base, "upper": item("upper", "shirt", "cotton", "red"), "bag": item("bag", "shoulder bag", "leather", "green")}
-    assert [text.split(":")[0] for text in compatibility_violations(clash)] == ["color"]
+    assert [text.split(":")[0] for text in compatibility_violations(clash, "accents")] == ["color"]
     formal_gap = {**base, "shoes": item("shoes", "sneakers", "canvas", "black"), "upper": item("upper", "shirt", "silk", "white")}
-    assert [text.split(":")[0] for text in compatibility_violations(formal_gap)] == ["formality"]
+    assert [text.split(":")[0] for text in compatibility_violations(formal_gap, "accents")] == ["formality"]
     busy = {**base, "upper": item("upper", "shirt", "cotton", "white", "stripes"), "lower": item("lower", "trousers", "cotton", "navy blue", "checks")}
-    assert [text.split(":")[0] for text in compatibility_violations(busy)] == ["pattern"]
+    assert [text.split(":")[0] for text in compatibility_violations(busy, "accents")] == ["pattern"]
+
+
+def test_palette_rule_clauses_on_hand_built_outfits():
+    item = _item_maker()
+    red = {
+        "upper": item("upper", "shirt", "cotton", "red"), "bag": item("bag", "shoulder bag", "leather", "teal"),
+        "lower": item("lower", "trousers", "cotton", "pink"), "shoes": item("shoes", "loafers", "leather", "brown"),
+    }
+    assert compatibility_violations(red) == []
+    assert is_compatible({**red, "shoes": item("shoes", "loafers", "leather", "purple")}), "both neighbours are analogous"
+    navy_lower = {**red, "lower": item("lower", "trousers", "cotton", "navy blue")}
+    violations = compatibility_violations(navy_lower)
+    assert len(violations) == 1 and violations[0].startswith("color: the navy blue lower") and "tonal" in violations[0]
+    assert is_compatible(navy_lower, "accents"), "the accents rule lets neutrals go with anything"
+    monochrome = {
+        "upper": item("upper", "shirt", "cotton", "white"), "bag": item("bag", "shoulder bag", "leather", "grey"),
+        "lower": item("lower", "trousers", "cotton", "black"), "shoes": item("shoes", "loafers", "leather", "black"),
+    }
+    assert is_compatible(monochrome)
+    brown_bag = {**monochrome, "bag": item("bag", "shoulder bag", "leather", "brown")}
+    assert [text.split(":")[0] for text in compatibility_violations(brown_bag)] == ["color"]
+    with pytest.raises(MissingAnchorError, match="upper"):
+        compatibility_violations({slot: spec for slot, spec in red.items() if slot != "upper"})
+    with pytest.raises(UnknownColorRuleError, match="palette"):
+        is_compatible(red, "rainbow")
+
+
+def test_palette_families_cover_the_palette_on_a_colour_wheel():
+    members = [name for _, names in FAMILY_WHEEL for name in names] + list(ACHROMATIC)
+    assert sorted(members) == sorted(color.name for color in GARMENT_COLORS)
+    opposite = {family: related_families(color_by_name(names[0]), "complementary")[0] for family, names in FAMILY_WHEEL}
+    assert opposite == {"red": "green", "orange": "blue", "yellow": "purple", "green": "red", "blue": "orange", "purple": "yellow"}
+    for color in GARMENT_COLORS:
+        for slot in SLOT_RELATIONS:
+            assert palette_preferred(color, slot) in palette_allowed(color, slot)
+        assert family_of(palette_preferred(color, "lower")) == family_of(color)
+
+
+def test_palette_outfits_colours_follow_the_upper_and_incompatible_ones_break_the_rule():
+    rng = np.random.default_rng(3)
+    compatible = [sample_outfit(rng, True) for _ in range(150)]
+    for design in compatible:
+        upper = design.items["upper"].color
+        for slot in SLOT_RELATIONS:
+            assert design.items[slot].color in palette_allowed(upper, slot)
+    preferred = np.mean([d.items[s].color == palette_preferred(d.items["upper"].color, s) for d in compatible for s in SLOT_RELATIONS])
+    assert 0.7 < preferred < 0.95, "the preferred colour, with a little randomness"
+    incompatible = [sample_outfit(rng, False) for _ in range(150)]
+    for design in incompatible:
+        assert not design.compatible and design.violations
+        clauses = {text.split(":")[0] for text in design.violations}
+        assert set(design.broken) <= clauses
+        if "color" in design.broken:
+            upper = design.items["upper"].color
+            assert any(design.items[s].color not in palette_allowed(upper, s) for s in SLOT_RELATIONS)
+    assert sum("color" in d.broken for d in incompatible) > 30
 
 
 @pytest.mark.parametrize("size", [(64, 64), (256, 256), (256, 176)])

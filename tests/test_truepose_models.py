@@ -124,9 +124,9 @@ def test_all_one_weights_reduce_eq7_to_plain_attention():
 
 
 def test_projections_initialised_from_the_layer_reproduce_its_attention():
-    """Identity: with W^{Q'}, W^{K'}, W^{V'} = the layer's Wq, Wk, Wv, Q', K', V' are the layer's own
-    projections of F', A' is the layer's own attention logits, and eq. 8 with W^{K'_h}, W^{V'_h} = Wk, Wv
-    is the reference CROSS read of H' through the layer's own key/value weights."""
+    """Identity: with W^{Q'}, W^{K'} = the layer's Wq, Wk, A' is the layer's own attention logits; with
+    W^{V'} = I, H' is a softmax mix of F' itself; and eq. 8 with W^{K'_h}, W^{V'_h} = Wk, Wv is the
+    reference CROSS read of H' through the layer's own key/value weights."""
     projections, (weight_q, weight_k, weight_v) = _initialised_projections()
     source_states = _randn(2, 12, WIDTH, seed=20)  # F': B = 2, T' = 12
     q_target = _randn(2, 20, WIDTH, seed=21)  # Q: T = 20 target tokens
@@ -136,7 +136,7 @@ def test_projections_initialised_from_the_layer_reproduce_its_attention():
     plain_scores = attention_scores(source_states @ weight_q.T, source_states @ weight_k.T, HEADS)
     torch.testing.assert_close(source.scores, plain_scores)
     expected_hidden = reweighted_attention(
-        plain_scores, hpfa_weights(plain_scores, key_mask, 0.3, 0.6), source_states @ weight_v.T
+        plain_scores, hpfa_weights(plain_scores, key_mask, 0.3, 0.6), source_states
     )
     torch.testing.assert_close(source.hidden, expected_hidden)
     fused = hpfa_read(q_target, source, HEADS)
@@ -164,10 +164,10 @@ def test_hpfa_depends_on_the_mask_and_one_source_serves_a_batch_of_targets():
 
 def test_without_parsing_guidance_eq7_is_the_layers_plain_attention():
     """B4 ("w/o HPFA"): no mask gives M' ≡ 1, so H' is Softmax(A')V' whatever the parsing says."""
-    projections, (weight_q, weight_k, weight_v) = _initialised_projections()
+    projections, (weight_q, weight_k, _) = _initialised_projections()
     source_states = _randn(1, 12, WIDTH, seed=32)
     unguided = hpfa_source(projections, SITE, source_states, None, heads=HEADS, sigma=0.3, delta=0.6)
-    expected = multihead_attention(source_states @ weight_q.T, source_states @ weight_k.T, source_states @ weight_v.T, HEADS)
+    expected = multihead_attention(source_states @ weight_q.T, source_states @ weight_k.T, source_states, HEADS)
     torch.testing.assert_close(unguided.hidden, expected)
     guided = hpfa_source(projections, SITE, source_states, torch.ones(1, 12, 1), heads=HEADS, sigma=0.3, delta=0.6)
     assert not torch.allclose(guided.hidden, unguided.hidden)

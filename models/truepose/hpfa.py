@@ -1,11 +1,12 @@
 """Human-parsing-guided fusion attention, HPFA (TruePose §4.2, eq. 6–8), host-free.
 
 Symbols (paper → here): F' SourceNet activations, Q', K', V' = W^{Q'}F', W^{K'}F', W^{V'}F'
-(``HPFAProjections.to_q / to_k / to_v``, initialised from the layer's attn1 Wq, Wk, Wv);
+(``HPFAProjections.to_q / to_k / to_v``, initialised to the layer's attn1 Wq, Wk and the identity);
 A' = Q'K'ᵀ/√d per head (``scores``); M the selected parsing mask on the site's token grid;
 M' the weight matrix of eq. 6 (``hpfa_weights``); H' = Softmax(A' ⊙ M')V' (eq. 7, ``hidden``);
 K'_h, V'_h = W^{K'_h}H', W^{V'_h}H' (``to_k_h / to_v_h``, initialised from the layer's Wk, Wv);
 F̃ = Softmax(QK'_hᵀ/√d)V'_h (eq. 8) with Q = W^Q F, the TargetNet layer's own query.
+``HPFAProjections.initialise_from`` says why W^{V'} starts as the identity.
 
 Which token axis M is on: A' is a (T', T') map between source tokens, while the paper writes
 M_{i,j} with i, j ranging over the h×w grid, i.e. M is a spatial mask of ONE token axis. We apply
@@ -130,12 +131,26 @@ class HPFAProjections(nn.Module):
 
     @torch.no_grad()
     def initialise_from(self, base_qkv: Mapping[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> None:
-        """Copy each site's attn1 (Wq, Wk, Wv), each (inner, C), into W^{Q'}, W^{K'}, W^{V'} and
-        Wk, Wv into W^{K'_h}, W^{V'_h} (H' has the attention width, equal to C in SD1.5)."""
+        """Start each site as the layer's own attention reading F': W^{Q'}, W^{K'} = Wq, Wk,
+        W^{V'} = I, W^{K'_h}, W^{V'_h} = Wk, Wv (base_qkv: site -> attn1 (Wq, Wk, Wv), each (C, C)).
+
+        Eq. 8 reads K'_h = W^{K'_h}W^{V'}·P F' and V'_h = W^{V'_h}W^{V'}·P F', with P = Softmax(A' ⊙ M')
+        the eq. 7 mixing over source tokens. The aligned read, the one a plain concatenation of F' gets,
+        is Softmax(Q(Wk F')ᵀ/√d)·Wv F', so the compositions must be W^{K'_h}W^{V'} = Wk and
+        W^{V'_h}W^{V'} = Wv. With W^{V'} = I, H' = P F' is a mix of F' (it stays in F' space) and the
+        untrained HPFA read is exactly the layer's attention over H' in place of F'; it equals the
+        aligned read wherever P F' = F'. Copying Wv into both W^{V'} and W^{V'_h} would apply the
+        value projection twice (V'_h = Wv Wv P F').
+        """
         for name, (weight_q, weight_k, weight_v) in base_qkv.items():
+            if weight_v.shape[0] != weight_v.shape[1]:
+                raise HPFAShapeError(
+                    f"site {name}: attn1 maps width {weight_v.shape[1]} to {weight_v.shape[0]}; W^{{V'}} = I needs "
+                    "the attention width to equal the width of F' (as in SD1.5), so initialise this site another way"
+                )
             self.to_q[name].weight.copy_(weight_q)
             self.to_k[name].weight.copy_(weight_k)
-            self.to_v[name].weight.copy_(weight_v)
+            self.to_v[name].weight.copy_(torch.eye(weight_v.shape[0], dtype=weight_v.dtype))
             self.to_k_h[name].weight.copy_(weight_k)
             self.to_v_h[name].weight.copy_(weight_v)
 

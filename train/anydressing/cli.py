@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
@@ -33,6 +34,7 @@ from ..loop import (
     start_cli,
     step_generator,
 )
+from ..substrate import vae_factor_for
 from .components import BaseComponents, load_base
 from .data import DATA_SOURCES, TILED_CATEGORY, batch_for_step, build_dataset
 from .steps import (
@@ -67,9 +69,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="toy world: garment categories a sample uses (those it wears among them, in this order)")
     p.add_argument("--prompt", choices=("caption", "empty"), default="caption",
                    help="text prompt: the sample's caption, or the empty prompt for every sample")
-    p.add_argument("--base", default="tiny", help="'tiny' (tiny SD1.5-layout UNet + pixel VAE) or a diffusers SD1.5 folder")
+    p.add_argument("--cross-view", type=float, default=0.0,
+                   help="--stage base, toy world: fraction of steps whose denoiser also reads the same people in "
+                        "another pose through its self-attention (see train/substrate.py)")
+    p.add_argument("--cross-view-self", type=float, default=0.0,
+                   help="fraction of the --cross-view steps whose reference is the picture itself, shifted by a "
+                        "random offset, instead of the other pose")
+    p.add_argument("--base", default="tiny",
+                   help="toy substrate 'tiny' or 'toy32' (tiny SD1.5-layout UNet + pixel VAE) or a diffusers SD1.5 folder")
     p.add_argument("--init-unet", default=None, help="diffusers-format UNet weights to start from (stage 0's base_unet.safetensors)")
-    p.add_argument("--vae-factor", type=int, default=8, help="--base tiny: the pixel VAE's down-sampling factor")
+    p.add_argument("--vae-factor", type=int, default=None, help="toy --base: the pixel VAE's down-sampling factor "
+                   "(default: the substrate's, tiny 8, toy32 4)")
     p.add_argument("--garments-net", choices=("lora", "full"), default="lora",
                    help="lora: GarmentsNet = frozen base UNet + GFE LoRA; full: also train a copy of the UNet")
     p.add_argument("--reference", choices=("per-garment", "tiled"), default="per-garment",
@@ -99,12 +109,18 @@ def check_args(args: argparse.Namespace) -> None:
         raise TrainingOptionError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.keep_checkpoints < 1:
         raise TrainingOptionError(f"--keep-checkpoints must be >= 1, got {args.keep_checkpoints}")
-    if args.size % args.vae_factor:
-        raise TrainingOptionError(f"--size {args.size} must be a multiple of --vae-factor {args.vae_factor}")
+    factor = vae_factor_for(args.base, args.vae_factor)
+    if args.size % factor:
+        raise TrainingOptionError(f"--size {args.size} must be a multiple of the VAE factor {factor} (--vae-factor)")
     if args.threads is not None and args.threads < 1:
         raise TrainingOptionError(f"--threads must be >= 1, got {args.threads}")
     if args.igl_weight < 0 or args.gtl_weight < 0:
         raise TrainingOptionError("--igl-weight and --gtl-weight must be >= 0")
+    for flag, value in (("--cross-view", args.cross_view), ("--cross-view-self", args.cross_view_self)):
+        if not 0.0 <= value <= 1.0:
+            raise TrainingOptionError(f"{flag} must lie in [0, 1], got {value}")
+    if args.cross_view > 0 and (args.stage != "base" or args.data != "toyworld"):
+        raise TrainingOptionError("--cross-view needs --stage base and --data toyworld")
     if args.data == "dresscode" and args.data_root is None:
         raise TrainingOptionError("--data dresscode needs --data-root")
 
@@ -124,6 +140,15 @@ class TrainResult:
     modules: dict[str, torch.nn.Module] = field(default_factory=dict)
 
 
+def cross_view_step(seed: int, step: int, fraction: float, self_fraction: float = 0.0) -> str | None:
+    """The reference base step ``step`` reads: None, ``"other"`` (the other pose) or ``"self"``
+    (the shifted picture); drawn from (seed, step), so a resumed run reads what it would have."""
+    draws = np.random.default_rng((seed, step, 13)).random(2)
+    if fraction <= 0 or draws[0] >= fraction:
+        return None
+    return "self" if draws[1] < self_fraction else "other"
+
+
 def _captions(args: argparse.Namespace, captions: list[str]) -> list[str]:
     return captions if args.prompt == "caption" else [""] * len(captions)
 
@@ -136,7 +161,8 @@ def train(args: argparse.Namespace) -> TrainResult:
     out.mkdir(parents=True, exist_ok=True)
     components = load_base(args.base, args.seed, args.init_unet, args.vae_factor).to(accelerator.device)
     categories = tuple(c for c in args.garments.split(",") if c)
-    dataset = build_dataset(args.data, args.size, args.data_root, args.people, args.world_seed, categories)
+    dataset = build_dataset(args.data, args.size, args.data_root, args.people, args.world_seed, categories,
+                            other_view=args.cross_view > 0)
     groups = dataset.groups
     if args.stage == "base":
         trained = components.unet.requires_grad_(True).train()
@@ -159,14 +185,16 @@ def train(args: argparse.Namespace) -> TrainResult:
         generator = step_generator(args.seed, step)
         captions = _captions(args, batch.captions)
         if args.stage == "base":
-            losses = base_losses(components, prepared, batch, generator, captions)
+            cross_view = cross_view_step(args.seed, step, args.cross_view, args.cross_view_self)
+            unet = accelerator.unwrap_model(prepared) if cross_view else prepared
+            losses = base_losses(components, unet, batch, generator, captions, cross_view)
             return losses, losses["ldm"]
         losses = dressing_losses(components, accelerator.unwrap_model(prepared), config, batch, generator,
                                  weights, captions, perceptual)
         return losses, losses["total"]
 
     history = run_steps(accelerator, prepared, optimizer, out, args.stage, LoopSettings.from_args(args), step_losses,
-                        average=args.stage == "dressing")
+                        average=args.stage == "dressing" or args.cross_view > 0)
     module = accelerator.unwrap_model(prepared)
     outputs = export(accelerator, args, components, config, module)
     return TrainResult(outputs, history, {"trained": module})

@@ -1,5 +1,6 @@
-"""The base model a run trains against: the tiny SD1.5-layout UNet with the pixel VAE and a tiny
-text encoder (``--base tiny``), or a local diffusers SD1.5 folder (``--base DIR``)."""
+"""The base model a run trains against: a toy substrate's tiny SD1.5-layout UNet with the pixel VAE
+and a tiny text encoder (``--base tiny`` or ``--base toy32``, see ``train/substrate.py``), or a local
+diffusers SD1.5 folder (``--base DIR``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from ...models.errors import AtelierError
 from ...models.weight_format import BaseModel
+from ..substrate import is_substrate, substrate
 from ..text2graph.models import sd_scheduler
 from ..text2graph.tiny import tiny_text_encoder, tiny_tokenizer
 from ..tiny import tiny_unet
@@ -72,20 +74,23 @@ class BaseComponents:
         return self
 
 
-def load_base(base: str, seed: int = 0, init_unet: str | None = None, vae_factor: int = 8) -> BaseComponents:
-    """``"tiny"``: tiny UNet (seeded), PixelVAE, tiny tokenizer/text encoder; else a diffusers folder
-    read with ``local_files_only`` (nothing is downloaded). ``init_unet`` replaces the UNet's weights
-    with a diffusers-format state dict (stage 0's ``base_unet.safetensors``)."""
-    if base == "tiny":
+def load_base(base: str, seed: int = 0, init_unet: str | None = None, vae_factor: int | None = None) -> BaseComponents:
+    """A toy substrate's name (``"tiny"``, ``"toy32"``): its tiny UNet (seeded), PixelVAE (the
+    substrate's factor unless ``vae_factor`` is given), tiny tokenizer/text encoder; else a diffusers
+    folder read with ``local_files_only`` (nothing is downloaded). ``init_unet`` replaces the UNet's
+    weights with a diffusers-format state dict (stage 0's ``base_unet.safetensors``)."""
+    if is_substrate(base):
+        toy = substrate(base)
         tokenizer = tiny_tokenizer()
         components = BaseComponents(
-            unet=tiny_unet(seed), vae=PixelVAE(vae_factor), tokenizer=tokenizer,
+            unet=tiny_unet(seed, head_dim=toy.head_dim), vae=PixelVAE(vae_factor or toy.vae_factor), tokenizer=tokenizer,
             text_encoder=tiny_text_encoder(len(tokenizer), seed=seed + 1), scheduler=sd_scheduler(),
         )
     else:
         folder = Path(base)
         if not (folder / "unet").is_dir():
-            raise BaseModelPathError(f"--base {str(folder)!r} is not a diffusers SD1.5 folder (no unet/ inside); use 'tiny' or a folder")
+            raise BaseModelPathError(f"--base {str(folder)!r} is not a diffusers SD1.5 folder (no unet/ inside); "
+                                     "use 'tiny', 'toy32' or a folder")
         options = {"local_files_only": True}
         vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", **options)
         components = BaseComponents(

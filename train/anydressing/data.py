@@ -50,6 +50,8 @@ class DressingSample:
         categories: the N garments' categories.
         garment_masks: (N, H, W) float, each garment's region M_k in ``person``.
         caption: the text prompt ("" when the data has none).
+        other_view: (3, H, W) the same person in another pose, or None (the base stage's cross-view
+            reference, see steps.base_losses).
     """
 
     person: torch.Tensor
@@ -57,6 +59,7 @@ class DressingSample:
     categories: tuple[str, ...]
     garment_masks: torch.Tensor
     caption: str
+    other_view: torch.Tensor | None = None
 
 
 def _image_tensor(array: np.ndarray) -> torch.Tensor:
@@ -71,12 +74,14 @@ class ToyDressing(Dataset):
         start, count: person indices start … start + count − 1 (held-out sets use another range).
         seed: toy-world seed.
         categories: garment categories to use, in this order (toy slots: upper, lower, dress, shoes, bag).
+        other_view: also render each person in its second pose (``DressingSample.other_view``).
     """
 
     def __init__(self, size: int, start: int = 0, count: int = 1000, seed: int = 0,
-                 categories: Sequence[str] = ("upper", "lower", "dress")) -> None:
+                 categories: Sequence[str] = ("upper", "lower", "dress"), other_view: bool = False) -> None:
         self.world = ToyWorld(ToyWorldConfig(height=size, width=size, seed=seed, num_people=start + count))
         self.categories = tuple(categories)
+        self.other_view = other_view
         self.entries: list[tuple[int, tuple[str, ...]]] = []
         for index in range(start, start + count):
             worn = self.world.design_person(index).garments
@@ -106,7 +111,8 @@ class ToyDressing(Dataset):
         person = self.person(position)
         garments = torch.stack([_image_tensor(person.garments[c].shop_image) for c in chosen])  # (N, 3, H, W)
         masks = torch.stack([torch.from_numpy(person.masks[c]).float() for c in chosen])  # (N, H, W)
-        return DressingSample(_image_tensor(person.image), garments, chosen, masks, person.caption)
+        other = _image_tensor(self.world.second_pose(self.entries[position][0]).image) if self.other_view else None
+        return DressingSample(_image_tensor(person.image), garments, chosen, masks, person.caption, other)
 
 
 def crop_garment(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -183,18 +189,21 @@ def tiled(sample: DressingSample) -> DressingSample:
 
 @dataclass
 class DressingBatch:
-    """A collated batch: persons (B, 3, H, W), garments (B, N, 3, H, W), masks (B, N, H, W)."""
+    """A collated batch: persons (B, 3, H, W), garments (B, N, 3, H, W), masks (B, N, H, W), and the
+    persons in another pose (B, 3, H, W) when the data set renders them."""
 
     persons: torch.Tensor
     garments: torch.Tensor
     categories: tuple[str, ...]
     garment_masks: torch.Tensor
     captions: list[str]
+    other_views: torch.Tensor | None = None
 
     def to(self, device: torch.device) -> DressingBatch:
         """The batch with its tensors on ``device``."""
+        others = None if self.other_views is None else self.other_views.to(device)
         return DressingBatch(self.persons.to(device), self.garments.to(device), self.categories,
-                             self.garment_masks.to(device), self.captions)
+                             self.garment_masks.to(device), self.captions, others)
 
 
 def collate(samples: Sequence[DressingSample]) -> DressingBatch:
@@ -202,9 +211,10 @@ def collate(samples: Sequence[DressingSample]) -> DressingBatch:
     categories = samples[0].categories
     if any(sample.categories != categories for sample in samples):
         raise DressingDataError(f"a batch mixes garment categories {[s.categories for s in samples]}; draw it from one group")
+    others = None if any(s.other_view is None for s in samples) else torch.stack([s.other_view for s in samples])
     return DressingBatch(
         torch.stack([s.person for s in samples]), torch.stack([s.garments for s in samples]), categories,
-        torch.stack([s.garment_masks for s in samples]), [s.caption for s in samples],
+        torch.stack([s.garment_masks for s in samples]), [s.caption for s in samples], others,
     )
 
 
@@ -222,10 +232,11 @@ def batch_for_step(dataset, groups: dict[tuple[str, ...], list[int]], step: int,
 
 
 def build_dataset(source: str, size: int, root: str | None = None, count: int = 1000, seed: int = 0,
-                  categories: Sequence[str] = ("upper", "lower", "dress")):
-    """The data set ``--data`` names (toy world people 0..count−1, or DressCode's train split)."""
+                  categories: Sequence[str] = ("upper", "lower", "dress"), other_view: bool = False):
+    """The data set ``--data`` names (toy world people 0..count−1, with their second pose when
+    ``other_view``; or DressCode's train split)."""
     if source == "toyworld":
-        return ToyDressing(size, 0, count, seed, categories)
+        return ToyDressing(size, 0, count, seed, categories, other_view)
     if source == "dresscode":
         if root is None:
             raise DressingDataError("--data dresscode needs --data-root (the DressCode folder)")

@@ -164,7 +164,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--weights", default=None, help="AnyDressing weight file; without it: the no-garment baseline")
     p.add_argument("--base", default="tiny", help="'tiny' or a diffusers SD1.5 folder")
     p.add_argument("--init-unet", default=None, help="the denoiser's diffusers-format weights (stage 0's base_unet.safetensors)")
-    p.add_argument("--vae-factor", type=int, default=8, help="--base tiny: the pixel VAE's factor")
+    p.add_argument("--vae-factor", type=int, default=None, help="toy --base: the pixel VAE's factor (default: the substrate's)")
     p.add_argument("--size", type=int, default=64, help="image side")
     p.add_argument("--garments", default="upper,lower", help="garment categories of the held-out people")
     p.add_argument("--count", type=int, default=32, help="held-out people")

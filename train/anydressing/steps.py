@@ -26,10 +26,10 @@ from ...models.anydressing.losses import localization_loss, predicted_x0, textur
 from ...models.diffusers_host import DiffusersReferenceHost
 from ...models.reference_config import ReadMode, ReferenceConfig
 from ...models.reference_projections import ReferenceProjections
-from ...models.sites import SITES_BY_NAME
+from ...models.sites import SITE_GROUPS, SITES_BY_NAME
 from ..loop import noise_and_timesteps
 from .components import BaseComponents, encode_text
-from .data import DressingBatch
+from .data import DressingBatch, DressingDataError
 
 
 @dataclass(frozen=True)
@@ -79,14 +79,50 @@ def build_trainables(config: DressingConfig, components: BaseComponents, full_ga
     return DressingTrainables(lora, projections, garments_unet)
 
 
+def cross_view_config() -> ReferenceConfig:
+    """The base stage's cross-view read: one joint softmax over the layer's own tokens and the other
+    view's (CONCAT, s = 1) at all 16 sites."""
+    return ReferenceConfig(mode=ReadMode.CONCAT, strength=1.0, site_weights={name: 1.0 for name in SITE_GROUPS["all"]})
+
+
+def shifted(images: torch.Tensor, generator: torch.Generator, most: int) -> torch.Tensor:
+    """``images`` (B, 3, H, W) each rolled by its own random offset of up to ``most`` pixels per axis."""
+    offsets = torch.randint(-most, most + 1, (images.shape[0], 2), generator=generator).tolist()
+    return torch.stack([image.roll(shifts=(dy, dx), dims=(1, 2)) for image, (dy, dx) in zip(images, offsets)])
+
+
 def base_losses(components: BaseComponents, unet: nn.Module, batch: DressingBatch, generator: torch.Generator,
-                captions: list[str]) -> dict[str, torch.Tensor]:
-    """Stage 0: L_LDM of the whole UNet on the batch's people."""
+                captions: list[str], cross_view: str | None = None) -> dict[str, torch.Tensor]:
+    """Stage 0: L_LDM of the whole UNet on the batch's people.
+
+    ``cross_view``: the denoiser's self-attention also reads a reference of the same people,
+    banked clean at t = 0 by the same UNet with gradient, through ``cross_view_config``:
+    ``"other"`` their other pose (``batch.other_views``), ``"self"`` the picture itself rolled by a
+    random offset of up to 1/16 of its side. A toy denoiser trained on single toy images alone keeps
+    near-uniform attention (the gate measures it); reading a reference of the same person teaches its
+    attention to find and carry content, as a large base learns it from natural images. ``unet``
+    must then be the unwrapped diffusers module.
+    """
     with torch.no_grad():
         latents = components.vae.encode(batch.persons)  # (B, 4, h, w)
     noise, timesteps = noise_and_timesteps(latents, components.scheduler, generator)
     noisy = components.scheduler.add_noise(latents, noise, timesteps)
-    prediction = unet(noisy, timesteps, encoder_hidden_states=encode_text(components, captions)).sample
+    context = encode_text(components, captions)
+    if cross_view is None:
+        prediction = unet(noisy, timesteps, encoder_hidden_states=context).sample
+        return {"ldm": F.mse_loss(prediction.float(), noise.float())}
+    if cross_view == "self":
+        references = shifted(batch.persons, generator, batch.persons.shape[-1] // 16)
+    elif batch.other_views is None:
+        raise DressingDataError("cross-view base steps need batch.other_views: build the data set with other_view=True")
+    else:
+        references = batch.other_views
+    with torch.no_grad():
+        reference_latents = components.vae.encode(references)  # (B, 4, h, w)
+    with DiffusersReferenceHost(unet, cross_view_config()) as host:
+        bank = host.capture(reference_latents, torch.zeros_like(timesteps), context, keep_grad=True)
+        run = host.new_run(bank)
+        prediction = host.forward(run, noisy, timesteps, context, cond_or_uncond=[0]).sample
     return {"ldm": F.mse_loss(prediction.float(), noise.float())}
 
 

@@ -47,6 +47,7 @@ from ..loop import (
     start_cli,
     step_generator,
 )
+from ..substrate import vae_factor_for
 from ..text2graph.lora_export import save_kohya_lora
 from .components import FROZEN_SEED, load_image_encoder
 from .data import (
@@ -110,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask", choices=MASK_KINDS, default="agnostic", help="toy world: m = agnostic mask or worn pixels")
     p.add_argument("--base", default="tiny", help="'tiny' (tiny SD1.5-layout UNet + pixel VAE) or a diffusers SD1.5 folder")
     p.add_argument("--init-unet", default=None, help="diffusers-format UNet weights to start from (--stage base output)")
-    p.add_argument("--vae-factor", type=int, default=8, help="--base tiny: the pixel VAE's down-sampling factor")
+    p.add_argument("--vae-factor", type=int, default=None, help="toy --base: the pixel VAE's down-sampling factor "
+                   "(default: the substrate's, tiny 8, toy32 4)")
     p.add_argument("--image-encoder", default="tiny", help="'tiny' (seeded CLIP vision model) or a transformers folder")
     p.add_argument("--init-ip-adapter", default=None, help="a standard SD1.5 IP-Adapter file (.bin / .safetensors) to start from")
     p.add_argument("--paths", choices=PATHS, default="both", help="garment paths: both, ip (the paper's w/o GarmNet), garmnet")
@@ -145,8 +147,9 @@ def check_args(args: argparse.Namespace) -> None:
     if not 0.0 <= args.condition_drop <= 1.0:
         raise TrainingOptionError(f"--condition-drop must lie in [0, 1], got {args.condition_drop}")
     for flag, size in (("--person-size", args.person_size), ("--cloth-size", args.cloth_size)):
-        if size is not None and (size[0] % args.vae_factor or size[1] % args.vae_factor):
-            raise TrainingOptionError(f"{flag} {size[0]}x{size[1]} must be a multiple of --vae-factor {args.vae_factor}")
+        factor = vae_factor_for(args.base, args.vae_factor)
+        if size is not None and (size[0] % factor or size[1] % factor):
+            raise TrainingOptionError(f"{flag} {size[0]}x{size[1]} must be a multiple of the VAE factor {factor} (--vae-factor)")
     if args.threads is not None and args.threads < 1:
         raise TrainingOptionError(f"--threads must be >= 1, got {args.threads}")
     if args.data != "toyworld" and args.data_root is None:

@@ -224,7 +224,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--weights", default=None, help="an IGR run's output folder (or its igr.safetensors); without it: the prior alone")
     p.add_argument("--base", default="tiny", help="'tiny' or a diffusers SD1.5 folder")
     p.add_argument("--init-unet", default=None, help="the denoiser's diffusers-format weights (the base stage's base_unet.safetensors)")
-    p.add_argument("--vae-factor", type=int, default=8, help="--base tiny: the pixel VAE's factor")
+    p.add_argument("--vae-factor", type=int, default=None, help="toy --base: the pixel VAE's factor (default: the substrate's)")
     p.add_argument("--image-encoder", default="tiny", help="the image encoder the run was trained with")
     p.add_argument("--person-size", type=parse_size, default=(64, 64), help="person image N or HxW")
     p.add_argument("--cloth-size", type=parse_size, default=None, help="garment N or HxW (default: person size)")

@@ -6,11 +6,12 @@ Every source yields the same sample dict (``outfit_sample``):
 - ``masks``  float32 (N, 1, S, S) in {0, 1}, each item's silhouette (the target reference masks);
 - ``label``  float32 () 1 for a compatible outfit, 0 for an incompatible one.
 
-Toy-world outfits carry the world's own compatibility label. Polyvore and Fashion-MNIST outfits are
-all positives; for CCM pre-training, ``with_negatives`` makes incompatible ones the usual Polyvore
-way (items swapped in from other outfits). Masks of real pictures are "not background":
-pixels further than ``MASK_THRESHOLD`` from the background colour (white for Polyvore, black for
-Fashion-MNIST).
+Toy-world outfits carry the world's own compatibility label; ``RuleOutfits`` draws them the same way
+under a chosen colour rule (``toyworld.color_rules``), for judges and the learnability measurement.
+Polyvore and Fashion-MNIST outfits are all positives; for CCM pre-training, ``with_negatives`` makes
+incompatible ones the usual Polyvore way (items swapped in from other outfits). Masks of real
+pictures are "not background": pixels further than ``MASK_THRESHOLD`` from the background colour
+(white for Polyvore, black for Fashion-MNIST).
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ from ..datasets.files import DatasetFormatError
 from ..datasets.images import array_to_image_tensor
 from ..datasets.polyvore import PolyvoreOutfits
 from ..toyworld import ToyWorld, ToyWorldConfig
+from ..toyworld.color_rules import DEFAULT_COLOR_RULE, color_rule
+from ..toyworld.outfits import OutfitDesign, sample_outfit
+from ..toyworld.render import render_shop
+from ..toyworld.world import OUTFIT_STREAM
 
 MASK_THRESHOLD = 0.08
 DATA_SOURCES: tuple[str, ...] = ("toyworld", "polyvore", "fashion-mnist")
@@ -72,6 +77,44 @@ class ToyWorldOutfits(Dataset):
         items = torch.stack([array_to_image_tensor(outfit.items[s].shop_image) for s in OUTFIT_ORDER])  # (N, 3, S, S)
         masks = torch.stack([torch.from_numpy(outfit.items[s].shop_mask.astype(np.float32))[None] for s in OUTFIT_ORDER])
         return outfit_sample(items, masks, outfit.compatible)
+
+
+class RuleOutfits(Dataset):
+    """Toy-world outfits ``start .. start + count - 1`` drawn under colour rule ``rule``, in-shop at ``size``.
+
+    Outfit i is drawn as ``ToyWorld.design_outfit(i)`` draws it (same generator stream, same compatible
+    share), so under the default rule it equals ``ToyWorldOutfits``'s outfit i; "accents" gives the
+    world's first colour rule. Compatible and incompatible outfits are both kept.
+
+    Args:
+        size: item side in pixels.
+        start: first outfit index.
+        count: number of outfits.
+        seed: the world's seed.
+        rule: colour rule name ("palette" or "accents").
+    """
+
+    def __init__(self, size: int, start: int = 0, count: int = 2000, seed: int = 0,
+                 rule: str = DEFAULT_COLOR_RULE) -> None:
+        self.config = ToyWorldConfig(height=size, width=size, seed=seed, num_outfits=start + count)
+        self.rule = color_rule(rule).name
+        self.start, self.count = start, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def design(self, index: int) -> OutfitDesign:
+        """The specs and label of outfit ``start + index``."""
+        rng = np.random.default_rng((self.config.seed, OUTFIT_STREAM, self.start + index))
+        compatible = bool(rng.random() < self.config.compatible_fraction)
+        return sample_outfit(rng, compatible, self.rule)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        design = self.design(index)
+        shop = [render_shop(design.items[slot], self.config.size) for slot in OUTFIT_ORDER]
+        items = torch.stack([array_to_image_tensor(image) for image, _ in shop])  # (N, 3, S, S)
+        masks = torch.stack([torch.from_numpy(mask.astype(np.float32))[None] for _, mask in shop])  # (N, 1, S, S)
+        return outfit_sample(items, masks, design.compatible)
 
 
 def _resize_items(images: torch.Tensor, size: int) -> torch.Tensor:

@@ -13,8 +13,9 @@ target masks. Measured:
   colour read back, checked by ``toyworld.is_compatible`` (formality and pattern cannot be read
   back from pixels and stay as in the ground truth, so in effect this checks the colour clause);
 - CCM: the mean compatibility probability a *judge* CCM gives the generated outfits (the judge is
-  trained separately, on another world seed, so the generator was never optimised against it),
-  and the model's own CCM (which it was trained against).
+  trained separately, on another world seed, so the generator was never optimised against it:
+  ``python -m atelier.train.outfitgan.judge --out out/judge.safetensors``), and the model's own CCM
+  (which it was trained against).
 
 References computed the same way: the ground-truth items (readback accuracy; rule must hold), a
 random-colour baseline (each target item takes the read-back colour of the same item of another
@@ -45,7 +46,8 @@ BATCH = 16
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m atelier.train.outfitgan.evaluate", description="OutfitGAN toy-world evidence")
     p.add_argument("--weights", nargs="+", required=True, help="OutfitGAN weight files to evaluate (name=path or path)")
-    p.add_argument("--judge", required=True, help="OutfitGAN weight file whose CCM judges compatibility (trained apart)")
+    p.add_argument("--judge", required=True, help="OutfitGAN weight file whose CCM judges compatibility, trained apart "
+                   "(python -m atelier.train.outfitgan.judge --out out/judge.safetensors)")
     p.add_argument("--start", type=int, default=3000, help="first held-out outfit index")
     p.add_argument("--count", type=int, default=400, help="held-out outfits drawn (compatible ones are completed)")
     p.add_argument("--world-seed", type=int, default=0, help="toy-world seed the models were trained on")

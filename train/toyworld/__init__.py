@@ -2,7 +2,8 @@
 garments with known colours, patterns and parts, LIP/ATR parsing maps, agnostic masks, in-shop
 garment pictures, knowledge-graph captions and triples, and outfits with a compatibility rule.
 
-Entry point: ``ToyWorld(ToyWorldConfig(...))``; a contact sheet of samples is written by
+Pose pairs' targets may be drawn in views that hide body parts (``views``,
+``ToyWorldConfig.hidden_part_fraction``). Entry point: ``ToyWorld(ToyWorldConfig(...))``; a contact sheet of samples is written by
 ``python -m atelier.train.toyworld.contact_sheet --out sheet.png``.
 """
 

@@ -23,6 +23,9 @@ class ToyWorldConfig:
         compatible_fraction: probability that an outfit is drawn compatible (else incompatible).
         dress_fraction: probability that a person wears a dress instead of upper + lower.
         bag_fraction: probability that a person carries a bag.
+        hidden_part_fraction: probability that a pose pair's target is drawn in a view that hides
+            body parts (from behind, far arm behind the torso, waist-up or head-cut framing:
+            ``views``); 0 draws every target fully framed from the front. Persons and sources never change.
     """
 
     height: int = 256
@@ -33,6 +36,7 @@ class ToyWorldConfig:
     compatible_fraction: float = 0.5
     dress_fraction: float = 0.25
     bag_fraction: float = 0.35
+    hidden_part_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("height", "width"):
@@ -45,7 +49,7 @@ class ToyWorldConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ToyWorldConfigError(f"ToyWorldConfig.{name} must be a non-negative int, got {value!r}")
-        for name in ("compatible_fraction", "dress_fraction", "bag_fraction"):
+        for name in ("compatible_fraction", "dress_fraction", "bag_fraction", "hidden_part_fraction"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ToyWorldConfigError(f"ToyWorldConfig.{name} must lie in [0, 1], got {value!r}")

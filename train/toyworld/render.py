@@ -26,11 +26,26 @@ import numpy as np
 from ...models.labels import ATR_LABELS, LIP_LABELS
 from .body import BodyGeometry, Identity, Pose, place_body
 from .body_paint import (
-    arm_mask, back_hair_mask, face_feature_mask, hair_cap_mask, head_mask, leg_mask, neck_mask, torso_skin_mask,
+    arm_mask,
+    back_hair_mask,
+    face_feature_mask,
+    hair_cap_mask,
+    head_mask,
+    leg_mask,
+    neck_mask,
+    torso_skin_mask,
 )
 from .canvas import Canvas, Layer, capsule_mask, polygon_mask
 from .garment_paint import (
-    PATTERN_PERIOD, Piece, bag_pieces, cloth_piece, shoe_pieces, skirt_mask, sleeve_mask, torso_mask, trousers_mask,
+    PATTERN_PERIOD,
+    Piece,
+    bag_pieces,
+    cloth_piece,
+    shoe_pieces,
+    skirt_mask,
+    sleeve_mask,
+    torso_mask,
+    trousers_mask,
     upper_detail_pieces,
 )
 from .garments import GarmentSpec
@@ -45,6 +60,7 @@ SHOP_IDENTITY = Identity((0, 0, 0), (0, 0, 0), "short", 0.105, 0.078, 1.0, 1.0, 
 SHOP_POSE = Pose("shop", (24.0, 14.0), (24.0, 14.0), (6.0, 2.0), (6.0, 2.0))
 SHOP_SHOE_POSE = Pose("shop_shoes", (10.0, 5.0), (10.0, 5.0), (8.0, 2.0), (8.0, 2.0), yaw=0.9)
 SHOP_FILL = 0.84
+FRONT_ONLY_PIECES = frozenset({"pocket", "logo patch", "logo text"})
 
 
 class EmptyGarmentError(ValueError):
@@ -171,7 +187,8 @@ def agnostic_masks(canvas: Canvas, g: BodyGeometry) -> dict[str, np.ndarray]:
     }
 
 
-def _far_side(yaw: float) -> str | None:
+def far_side(yaw: float) -> str | None:
+    """The arm ("left" / "right") a turn of ``yaw`` puts behind the torso, or None for a frontal body."""
     if yaw > 0.25:
         return "left"
     if yaw < -0.25:
@@ -181,7 +198,7 @@ def _far_side(yaw: float) -> str | None:
 
 def render_person(
     identity: Identity, g: BodyGeometry, garments: dict[str, GarmentSpec], frame: tuple[int, int],
-    background_rgb: tuple[int, int, int] = BACKGROUND_RGB,
+    background_rgb: tuple[int, int, int] = BACKGROUND_RGB, from_behind: bool = False,
 ) -> Render:
     """Paint a dressed person in z-order and read picture, parsing maps and masks off the canvas.
 
@@ -191,12 +208,14 @@ def render_person(
         garments: specs by slot; "upper" + "lower" or "dress", plus "shoes" and optionally "bag".
         frame: (height, width).
         background_rgb: colour behind the person.
+        from_behind: paint the back of the person on the front's geometry (``views`` mirrors it): the
+            head is all hair, long hair falls over the back, and FRONT_ONLY_PIECES are left out.
     """
     canvas = Canvas(*frame)
     shape = canvas.shape
     skin = identity.skin_rgb
     upper = garments.get("dress") or garments.get("upper")
-    far = _far_side(g.yaw)
+    far = far_side(g.yaw)
     sides = [side for side in ("right", "left") if side != far]
 
     def paint_arm(side: str) -> None:
@@ -204,7 +223,9 @@ def render_person(
         if upper is not None:
             paint_piece(canvas, upper, cloth_piece(upper, f"{side}_sleeve", sleeve_mask(upper, g, shape, side), g))
 
-    _paint_skin(canvas, "hair.back", "hair", "hair", identity.hair_rgb, back_hair_mask(g, identity, shape))
+    back_hair = back_hair_mask(g, identity, shape)
+    if not from_behind:
+        _paint_skin(canvas, "hair.back", "hair", "hair", identity.hair_rgb, back_hair)
     if far is not None:
         paint_arm(far)
     for side in ("right", "left"):
@@ -218,15 +239,21 @@ def render_person(
             paint_piece(canvas, garments["shoes"], piece)
     if upper is not None:
         for piece in upper_body_pieces(upper, g, shape):
-            paint_piece(canvas, upper, piece)
+            if not (from_behind and piece.name in FRONT_ONLY_PIECES):
+                paint_piece(canvas, upper, piece)
     for side in sides:
         paint_arm(side)
     if "bag" in garments:
         for piece in bag_pieces(garments["bag"], g, shape):
-            paint_piece(canvas, garments["bag"], piece)
-    _paint_skin(canvas, "skin.head", "face", "face", skin, head_mask(g, shape))
-    _paint_skin(canvas, "face.features", "face", "face", FACE_FEATURE_RGB, face_feature_mask(g, shape))
-    _paint_skin(canvas, "hair.cap", "hair", "hair", identity.hair_rgb, hair_cap_mask(g, identity, shape))
+            if not (from_behind and piece.name in FRONT_ONLY_PIECES):
+                paint_piece(canvas, garments["bag"], piece)
+    if from_behind:
+        head = back_hair | head_mask(g, shape) | hair_cap_mask(g, identity, shape)
+        _paint_skin(canvas, "hair.back_of_head", "hair", "hair", identity.hair_rgb, head)
+    else:
+        _paint_skin(canvas, "skin.head", "face", "face", skin, head_mask(g, shape))
+        _paint_skin(canvas, "face.features", "face", "face", FACE_FEATURE_RGB, face_feature_mask(g, shape))
+        _paint_skin(canvas, "hair.cap", "hair", "hair", identity.hair_rgb, hair_cap_mask(g, identity, shape))
 
     masks = {slot: canvas.owner_mask(slot) for slot in ("upper", "lower", "dress", "shoes", "bag")}
     masks["person"] = canvas.ids > 0

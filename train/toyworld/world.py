@@ -2,7 +2,8 @@
 
 Every sample is drawn from its own generator, ``numpy.random.default_rng((seed, stream, index))``,
 so a sample depends only on the config's seed and its index (never on what was drawn before), and
-``person(i)`` is exactly ``pose_pair(i).source``.
+``person(i)`` is exactly ``pose_pair(i).source``. A pose pair's target view (``views``) has a stream of
+its own, so ``ToyWorldConfig.hidden_part_fraction`` changes no other draw.
 
 Array conventions: images are (H, W, 3) uint8 RGB; parsing maps (H, W) uint8; masks (H, W) bool;
 keypoints (18, 3) float32 COCO-18 (x pixel, y pixel, confidence 0 or 1).
@@ -12,17 +13,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .body import Identity, Pose, place_body, sample_identity, sample_pose
+from .body import Identity, Pose, sample_identity, sample_pose
 from .captions import Triple, outfit_caption
 from .config import ToyWorldConfig
 from .garments import GarmentSpec, sample_garment
 from .outfits import OutfitDesign, sample_outfit
 from .palette import colors_far_from
-from .render import render_person, render_shop
-
+from .render import render_shop
+from .views import FULL_VIEW, render_view, sample_view
 
 PERSON_STREAM = 0
 OUTFIT_STREAM = 1
+VIEW_STREAM = 2
 
 
 class SampleIndexError(IndexError):
@@ -61,6 +63,7 @@ class PersonSample:
         garments: worn garments by slot, each with its in-shop picture.
         caption: "a person wearing ...".
         triples: ground-truth (entity, relation, value) triples of the caption.
+        view: how the picture is framed and turned: "full", or a view that hides body parts (``views``).
     """
 
     index: int
@@ -74,11 +77,13 @@ class PersonSample:
     garments: dict[str, GarmentImage]
     caption: str
     triples: list[Triple]
+    view: str = FULL_VIEW
 
 
 @dataclass(frozen=True)
 class PosePair:
-    """The same person in the same garments, in two different poses."""
+    """The same person in the same garments, in two different poses (the target maybe in a view that
+    hides body parts, ``ToyWorldConfig.hidden_part_fraction``)."""
 
     source: PersonSample
     target: PersonSample
@@ -166,27 +171,40 @@ class ToyWorld:
             images[slot] = GarmentImage(spec, image, mask)
         return images
 
-    def _render(self, index: int, design: PersonDesign, which: int, shop: dict[str, GarmentImage]) -> PersonSample:
-        pose = design.poses[which]
-        geometry = place_body(design.identity, pose, self.config.size, design.shifts[which])
-        render = render_person(design.identity, geometry, design.garments, self.config.size)
+    def _render(self, index: int, design: PersonDesign, which: int, shop: dict[str, GarmentImage],
+                view: str = FULL_VIEW) -> PersonSample:
+        render, keypoints, pose = render_view(design.identity, design.poses[which], design.garments, self.config.size,
+                                              design.shifts[which], view)
         caption, triples = outfit_caption(design.garments)
         return PersonSample(
             index=index, image=render.image, parsing=render.parsing, parsing_atr=render.parsing_atr,
-            masks=render.masks, keypoints=geometry.keypoints, pose=pose, identity=design.identity,
-            garments=shop, caption=caption, triples=triples,
+            masks=render.masks, keypoints=keypoints, pose=pose, identity=design.identity,
+            garments=shop, caption=caption, triples=triples, view=view,
         )
+
+    def target_view(self, index: int) -> str:
+        """The view of pose pair ``index``'s target: "full", or with probability
+        ``hidden_part_fraction`` a view that hides body parts."""
+        return sample_view(self._rng(VIEW_STREAM, index, self.config.num_people), self.config.hidden_part_fraction)
 
     def person(self, index: int) -> PersonSample:
         """Person ``index`` in its first pose."""
         design = self.design_person(index)
         return self._render(index, design, 0, self._shop(design.garments))
 
+    def second_pose(self, index: int) -> PersonSample:
+        """Person ``index`` in its second pose, full view (the target of ``pose_pair`` before any
+        hidden-part view)."""
+        design = self.design_person(index)
+        return self._render(index, design, 1, self._shop(design.garments))
+
     def pose_pair(self, index: int) -> PosePair:
-        """Person ``index`` in its first pose (source) and in a second, different pose (target)."""
+        """Person ``index`` in its first pose (source) and in a second, different pose (target), the target
+        in ``target_view(index)``."""
         design = self.design_person(index)
         shop = self._shop(design.garments)
-        return PosePair(self._render(index, design, 0, shop), self._render(index, design, 1, shop))
+        target = self._render(index, design, 1, shop, self.target_view(index))
+        return PosePair(self._render(index, design, 0, shop), target)
 
     def design_outfit(self, index: int) -> OutfitDesign:
         """Draw outfit ``index`` and its compatibility label."""

@@ -8,4 +8,5 @@ pose pairs or DeepFashion In-shop; plus the toy-world pose-transfer evaluation.
   and CLIP region embeddings (the frozen CLIP encoder and base come from train.igr / train.anydressing).
 - ``steps.py``: variants, what is trained, the conditioned TargetNet call, one step (condition dropout).
 - ``evaluate.py``: re-pose held-out toy people and score SSIM, PSNR and garment-colour fidelity.
+- ``selection_rate.py``: how often the selected parsing mask M leaves part of the source person out.
 """

@@ -61,6 +61,7 @@ from ..loop import (
 from ..text2graph.lora_export import read_metadata, save_kohya_lora
 from .data import (
     DATA_SOURCES,
+    DEFAULT_HIDDEN_PART_FRACTION,
     PARSING_LABEL_SETS,
     PRESETS,
     batch_for_step,
@@ -105,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="train", help="DeepFashion split")
     p.add_argument("--people", type=int, default=1000, help="toy-world pose pairs 0..N-1 to train on")
     p.add_argument("--world-seed", type=int, default=0, help="toy-world seed")
+    p.add_argument("--hidden-part-fraction", type=float, default=DEFAULT_HIDDEN_PART_FRACTION,
+                   help="toy world: probability that a target hides body parts (back, far arm, waist-up, head-cut)")
     p.add_argument("--preset", choices=tuple(PRESETS), default=None, help="the paper's sizes (default 256x176)")
     p.add_argument("--size", type=parse_size, default=None, help="HxW picture size, multiples of 8 (toy runs)")
     p.add_argument("--base", default="tiny", help="'tiny' (tiny SD1.5-layout UNet + pixel VAE) or a diffusers SD1.5 folder")
@@ -137,8 +140,10 @@ def check_args(args: argparse.Namespace) -> None:
                                ("--people", args.people, 1)):
         if value < least:
             raise TrainingOptionError(f"{flag} must be >= {least}, got {value}")
-    if not 0.0 <= args.condition_dropout <= 1.0:
-        raise TrainingOptionError(f"--condition-dropout must lie in [0, 1], got {args.condition_dropout}")
+    for flag, value in (("--condition-dropout", args.condition_dropout),
+                        ("--hidden-part-fraction", args.hidden_part_fraction)):
+        if not 0.0 <= value <= 1.0:
+            raise TrainingOptionError(f"{flag} must lie in [0, 1], got {value}")
     if args.threads is not None and args.threads < 1:
         raise TrainingOptionError(f"--threads must be >= 1, got {args.threads}")
     if args.size is not None and args.preset is not None:
@@ -160,7 +165,8 @@ class TrainResult:
 
 def _dataset(args: argparse.Namespace):
     return build_dataset(args.data, args.size, people=args.people, world_seed=args.world_seed, data_root=args.data_root,
-                         parsing_dir=args.parsing_dir, label_set=args.parsing_label_set, split=args.split)
+                         parsing_dir=args.parsing_dir, label_set=args.parsing_label_set, split=args.split,
+                         hidden_part_fraction=args.hidden_part_fraction)
 
 
 def train(args: argparse.Namespace) -> TrainResult:

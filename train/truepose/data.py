@@ -3,7 +3,10 @@ world's pose pairs or DeepFashion In-shop's pair files, and the seeded batch of 
 
 - ``toyworld``: ``ToyWorld.pose_pair(i)``: source = the person's first pose, target = the second (same
   identity and garments); the source parsing is the rendered LIP map; the target keypoints are the
-  second pose's COCO-18 points.
+  second pose's COCO-18 points. A fraction of the targets (``--hidden-part-fraction``, default
+  ``DEFAULT_HIDDEN_PART_FRACTION``) is drawn in a view that hides body parts (from behind, far arm
+  behind the torso, waist-up or head-cut framing: ``toyworld.views``), so the target-oriented parsing
+  selection M (§4.2) leaves part of the source person out (``selection_rate`` measures how often).
 - ``deepfashion``: ``DeepFashionPoseTransfer`` pairs (cfld or pidm layout) at the training size; the
   source parsing is the palette PNG ``<parsing dir>/<source image stem>.png`` in the LIP or ATR palette
   (``models.parsing.load_label_map``; ATR is converted to LIP, because CAA's regions and the §4.2
@@ -31,13 +34,16 @@ from ...models.truepose.pose_encoder import draw_target_skeleton
 from ..datasets import sample as keys
 from ..datasets.deepfashion import DeepFashionPoseTransfer
 from ..datasets.images import array_to_image_tensor, resize_label_map
-from ..toyworld import ToyWorld, ToyWorldConfig
+from ..toyworld import PosePair, ToyWorld, ToyWorldConfig
 
 DATA_SOURCES = ("toyworld", "deepfashion")
 PARSING_LABEL_SETS = {"lip": LIP, "atr": ATR}
 # The paper's two resolutions (§5.1), (height, width): SD1.5 latents 32×22 and 64×44.
 PRESETS = {"256x176": (256, 176), "512x352": (512, 352)}
 LATENT_FACTOR = 8  # the pose encoder's stride and SD1.5's VAE factor
+# Toy targets that hide body parts, so M selects less than the whole person (in DeepFashion In-shop,
+# back views and half-body crops are common targets too).
+DEFAULT_HIDDEN_PART_FRACTION = 0.3
 
 
 class ParsingFileError(AtelierError, FileNotFoundError):
@@ -94,25 +100,32 @@ class ToyPosePairs:
         start: first person index (evaluation uses held-out indices far above the training ones).
         count: number of pairs.
         seed: toy-world seed.
+        hidden_part_fraction: probability that a target is drawn in a view that hides body parts.
     """
 
-    def __init__(self, size: tuple[int, int], start: int = 0, count: int = 1000, seed: int = 0) -> None:
+    def __init__(self, size: tuple[int, int], start: int = 0, count: int = 1000, seed: int = 0,
+                 hidden_part_fraction: float = DEFAULT_HIDDEN_PART_FRACTION) -> None:
         self.size = size
         self.start = start
         self.count = count
-        self.world = ToyWorld(ToyWorldConfig(height=size[0], width=size[1], seed=seed, num_people=start + count))
+        self.world = ToyWorld(ToyWorldConfig(height=size[0], width=size[1], seed=seed, num_people=start + count,
+                                             hidden_part_fraction=hidden_part_fraction))
 
     def __len__(self) -> int:
         return self.count
 
-    def pair(self, position: int):
+    def pair(self, position: int) -> PosePair:
         """The toy world's PosePair at ``position`` (with every ground truth)."""
         return self.world.pose_pair(self.start + position)
 
+    def target_pose(self, pair: PosePair, position: int) -> BodyPose:
+        """The COCO-18 target pose of ``pair`` (the PosePair at ``position``) on the (W, H) canvas."""
+        height, width = self.size
+        return pose_from_array(pair.target.keypoints, width, height, source=f"toy person {self.start + position}")
+
     def __getitem__(self, position: int) -> PoseTransferSample:
         pair = self.pair(position)
-        height, width = self.size
-        pose = pose_from_array(pair.target.keypoints, width, height, source=f"toy person {self.start + position}")
+        pose = self.target_pose(pair, position)
         return PoseTransferSample(
             source=array_to_image_tensor(pair.source.image), parsing=pair.source.parsing.astype(np.int64),
             target=array_to_image_tensor(pair.target.image), target_pose=pose,
@@ -201,8 +214,8 @@ def batch_for_step(dataset, step: int, batch_size: int, seed: int, process: int 
 
 def build_dataset(source: str, size: tuple[int, int], *, people: int = 1000, world_seed: int = 0,
                   data_root: str | None = None, parsing_dir: str | None = None, label_set: str = "lip",
-                  split: str = "train"):
-    """The training pairs of ``--data``."""
+                  split: str = "train", hidden_part_fraction: float = DEFAULT_HIDDEN_PART_FRACTION):
+    """The training pairs of ``--data`` (``hidden_part_fraction``: toy world only)."""
     if source == "toyworld":
-        return ToyPosePairs(size, 0, people, world_seed)
+        return ToyPosePairs(size, 0, people, world_seed, hidden_part_fraction)
     return DeepFashionPairs(data_root, parsing_dir, PARSING_LABEL_SETS[label_set], size, split)

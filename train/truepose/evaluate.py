@@ -1,7 +1,7 @@
 """The toy-world pose-transfer evaluation of a TruePose run (every variant, concat included).
 
-Protocol: held-out toy-world pose pairs (persons from ``HELD_OUT_START``; training uses 0..N-1): the
-source pass runs once per pair over z_s with the empty prompt, and the target is sampled from noise
+Protocol: held-out toy-world pose pairs (persons from ``HELD_OUT_START``; training uses 0..N-1; a
+``--hidden-part-fraction`` of the targets hide body parts, as in training): the source pass runs once per pair over z_s with the empty prompt, and the target is sampled from noise
 fixed by (seed, pair) with DDIM (``--steps``, 20–35 in the paper's range) and classifier-free guidance
 ω (``--guidance``, the paper's 3.5): the conditional chunk reads C (SourceNet bank, CLIP regions, pose
 features), the unconditional chunk reads none (UncondPolicy.NONE), as in training's condition dropout.
@@ -59,7 +59,7 @@ from .cli import (
     WEIGHT_FILE,
 )
 from .components import empty_context, source_conditions
-from .data import PoseTransferBatch, ToyPosePairs, collate, parse_size
+from .data import DEFAULT_HIDDEN_PART_FRACTION, PoseTransferBatch, ToyPosePairs, collate, parse_size
 from .steps import TruePoseTrainables, build_trainables, conditioned_unet, uses_caa
 
 HELD_OUT_START = 100_000  # toy-world person indices of the evaluation set
@@ -242,6 +242,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--size", type=parse_size, default=(64, 48), help="HxW picture size (the run's)")
     p.add_argument("--count", type=int, default=32, help="held-out pairs")
     p.add_argument("--world-seed", type=int, default=0, help="toy-world seed")
+    p.add_argument("--hidden-part-fraction", type=float, default=DEFAULT_HIDDEN_PART_FRACTION,
+                   help="probability that a held-out target hides body parts (the training run's)")
     p.add_argument("--guidance", type=float, default=PAPER_GUIDANCE, help="CFG scale ω (paper: 3.5)")
     p.add_argument("--steps", type=int, default=25, help="DDIM steps")
     p.add_argument("--seed", type=int, default=0, help="noise seed")
@@ -268,10 +270,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"--image-encoder {args.image_encoder!r} gives {encoder.embed_dim}-wide embeddings but the run was trained "
             f"with clip_embed_dim {trained.config.clip_embed_dim}; pass the image encoder the run was trained with"
         )
-    dataset = ToyPosePairs(args.size, HELD_OUT_START, args.count, args.world_seed)
+    dataset = ToyPosePairs(args.size, HELD_OUT_START, args.count, args.world_seed, args.hidden_part_fraction)
     result = evaluate(components, trained, dataset, args.count, encoder, args.guidance, args.steps, args.seed,
                       args.batch_size, args.floor)
-    line = json.dumps({"weights": args.weights, "guidance": args.guidance, "steps": args.steps, **result})
+    line = json.dumps({"weights": args.weights, "guidance": args.guidance, "steps": args.steps,
+                       "hidden_part_fraction": args.hidden_part_fraction, **result})
     if args.out:
         Path(args.out).write_text(line + "\n")
     print(line)

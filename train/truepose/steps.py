@@ -5,7 +5,8 @@ over z_s = E(I_s) with the empty prompt and banks its attn1 inputs F'. "SourceNe
 updates" are therefore one update of the shared UNet: a peft LoRA on the attention projections
 (``--unet lora``, default; exported for the core LoraLoader) or every UNet weight (``--unet full``, the
 paper's). Always trained as well: the pose encoder, and per variant the HPFA projections (initialised
-from each site's attn1 Wq, Wk, Wv: ``HPFAProjections.initialise_from``) and the CAA projections.
+from each site's attn1 Wq, Wk, Wv so that, untrained, eq. 8 is that layer's attention over H' = a
+softmax mix of F': ``HPFAProjections.initialise_from``) and the CAA projections.
 
 Variants (``--variant``):
 - ``full``: HPFA + CAA + pose encoder.
