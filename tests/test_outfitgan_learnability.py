@@ -6,11 +6,15 @@ import json
 
 import pytest
 import torch
-
 from atelier.models.weights import load_weight_file
 from atelier.train.outfitgan import judge, learnability
 from atelier.train.outfitgan.data import RuleOutfits, ToyWorldOutfits
-from atelier.train.outfitgan.judge import JudgeConfig, JudgeConfigError, save_judge, train_judge
+from atelier.train.outfitgan.judge import (
+    JudgeConfig,
+    JudgeConfigError,
+    save_judge,
+    train_judge,
+)
 
 TINY_JUDGE = JudgeConfig(size=32, train_outfits=12, test_outfits=16, steps=2, batch_size=4, channels=4,
                          embedding=8, hidden=8)

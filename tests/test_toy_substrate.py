@@ -33,6 +33,11 @@ def test_toy32_heads_are_32_wide_and_tiny_keeps_eight():
     assert {wide[s.name] for s in SD15_SITES if s.level == 0} == {1}
     assert {wide[s.name] for s in SD15_SITES if s.level == 2} == {4}
     assert set(_heads(tiny_unet()).values()) == {8}
+    modules = dict(load_base("toy32").unet.named_modules())
+    tiny_modules = dict(tiny_unet().named_modules())
+    for site in SD15_SITES:  # toy32 starts as a similarity attention, tiny with diffusers' own init
+        assert torch.equal(modules[site.diffusers_attn1].to_k.weight, modules[site.diffusers_attn1].to_q.weight)
+        assert not torch.equal(tiny_modules[site.diffusers_attn1].to_k.weight, tiny_modules[site.diffusers_attn1].to_q.weight)
     assert vae_factor_for("toy32", None) == 4 and vae_factor_for("tiny", None) == 8 and vae_factor_for("toy32", 2) == 2
     assert substrate("toy32").latent_side == 32
 

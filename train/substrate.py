@@ -2,10 +2,13 @@
 
 ``tiny`` is the first toy setup: 8 heads of 4-16 dimensions and 8x8 latents (64 px, VAE x8). Its
 self-attention is near uniform (normalised entropy 0.97-1.00), so no reference-attention mechanism
-can act through it. ``toy32`` is the substrate the ablations run on: the same SD1.5 block layout
-and widths with heads 32 wide (1, 2, 4 heads at the three attention levels) and 32x32 latents
-(128 px, VAE x4), so a garment covers tens of tokens. ``python -m atelier.train.gate`` measures
-whether a trained base of a substrate uses its attention.
+can act through it. ``toy32`` keeps the SD1.5 block layout and widths with heads 32 wide (1, 2, 4
+heads at the three attention levels) and 32x32 latents (128 px, VAE x4), so a garment covers tens
+of tokens, and starts every self-attention as a similarity attention (Wk = Wq, gain 2). Measured
+with ``python -m atelier.train.gate``: with diffusers' default initialisation a toy32 base trained
+600 steps still attended uniformly (logit spread about 0.35, entropy 0.94-1.00) and learned nothing
+from a reference read in 300 further steps of cross-view training; the tied start gives entropy
+0.34-0.93 and a self-attention whose removal costs 6% of the noise error after 150 steps.
 """
 
 from __future__ import annotations
@@ -28,12 +31,14 @@ class ToySubstrate:
         head_dim: attention head width (None: 8 heads per layer, whatever their width).
         vae_factor: the pixel VAE's down-sampling factor.
         size: default image side in pixels (latent side = size / vae_factor).
+        tied_qk_gain: start attn1 with Wk = Wq = gain·Wq (``tiny.tie_self_attention``), or None.
     """
 
     name: str
     head_dim: int | None
     vae_factor: int
     size: int
+    tied_qk_gain: float | None = None
 
     @property
     def latent_side(self) -> int:
@@ -43,7 +48,7 @@ class ToySubstrate:
 
 SUBSTRATES: dict[str, ToySubstrate] = {
     "tiny": ToySubstrate("tiny", None, 8, 64),
-    "toy32": ToySubstrate("toy32", 32, 4, 128),
+    "toy32": ToySubstrate("toy32", 32, 4, 128, tied_qk_gain=2.0),
 }
 
 

@@ -83,7 +83,8 @@ def load_base(base: str, seed: int = 0, init_unet: str | None = None, vae_factor
         toy = substrate(base)
         tokenizer = tiny_tokenizer()
         components = BaseComponents(
-            unet=tiny_unet(seed, head_dim=toy.head_dim), vae=PixelVAE(vae_factor or toy.vae_factor), tokenizer=tokenizer,
+            unet=tiny_unet(seed, head_dim=toy.head_dim, tied_qk_gain=toy.tied_qk_gain),
+            vae=PixelVAE(vae_factor or toy.vae_factor), tokenizer=tokenizer,
             text_encoder=tiny_text_encoder(len(tokenizer), seed=seed + 1), scheduler=sd_scheduler(),
         )
     else:

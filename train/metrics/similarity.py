@@ -79,6 +79,18 @@ def ssim_map(image: np.ndarray | torch.Tensor, reference: np.ndarray | torch.Ten
     return np.stack(channels, axis=-1)
 
 
-def ssim(image: np.ndarray | torch.Tensor, reference: np.ndarray | torch.Tensor) -> float:
-    """Mean SSIM over valid windows and RGB channels; 1.0 for identical images."""
-    return float(ssim_map(image, reference).mean())
+def ssim(
+    image: np.ndarray | torch.Tensor, reference: np.ndarray | torch.Tensor,
+    mask: np.ndarray | torch.Tensor | None = None,
+) -> float:
+    """Mean SSIM over valid windows and RGB channels; 1.0 for identical images.
+
+    ``mask`` (H, W) restricts the mean to the windows centred inside a region (nan when no valid
+    window is centred there).
+    """
+    local = ssim_map(image, reference)  # (H - 10, W - 10, 3)
+    if mask is None:
+        return float(local.mean())
+    half = WINDOW_SIZE // 2
+    region = as_mask(mask, (local.shape[0] + 2 * half, local.shape[1] + 2 * half))[half:-half, half:-half]
+    return float(local[region].mean()) if region.any() else float("nan")

@@ -7,7 +7,8 @@ fixed by (seed, pair) with DDIM (``--steps``, 20–35 in the paper's range) and 
 features), the unconditional chunk reads none (UncondPolicy.NONE), as in training's condition dropout.
 The re-posed person is scored against the ground-truth target image (``train.metrics``):
 
-- ``ssim`` and ``psnr`` over the whole picture;
+- ``ssim`` and ``psnr`` over the whole picture, and ``ssim_person`` / ``psnr_person`` restricted to
+  the target's person region (SSIM windows centred there; the person mask of the toy world);
 - ``color_fidelity``: for each worn upper / lower / dress garment, the fraction of the TARGET's
   garment pixels (the target's own garment mask) whose sampled colour is within 15 ΔE of one of the
   garment's colours, averaged over garments; ``color_error``: ΔE between the median colour of those
@@ -179,15 +180,19 @@ def _pixels(image: torch.Tensor) -> np.ndarray:
 
 
 def pair_scores(image: torch.Tensor, truth: torch.Tensor, target) -> dict[str, float]:
-    """SSIM, PSNR and garment-colour fidelity of one sample (3, H, W) against the true target (3, H, W);
-    ``target`` is the toy world's target PersonSample (garment masks and colours)."""
+    """SSIM, PSNR (whole and person region) and garment-colour fidelity of one sample (3, H, W) against
+    the true target (3, H, W); ``target`` is the toy world's target PersonSample (person and garment
+    masks, garment colours)."""
     sampled, reference = _pixels(image), _pixels(truth)
     slots = [slot for slot in GARMENT_SLOTS
              if slot in target.garments and int(target.masks[slot].sum()) >= MIN_GARMENT_PIXELS]
     fidelities = [color_fidelity(sampled, target.masks[slot], [c.rgb for c in target.garments[slot].spec.colors()])
                   for slot in slots]
     errors = [region_color_error(sampled, target.masks[slot], target.garments[slot].spec.color.rgb) for slot in slots]
+    person = target.masks["person"]  # (H, W) bool
     return {"ssim": ssim(sampled, reference), "psnr": psnr(sampled, reference),
+            "ssim_person": ssim(sampled, reference, person),
+            "psnr_person": psnr(sampled, reference, person) if person.any() else float("nan"),
             "color_fidelity": float(np.mean(fidelities)) if slots else float("nan"),
             "color_error": float(np.mean(errors)) if slots else float("nan")}
 
