@@ -76,6 +76,17 @@ def test_entropy_is_one_for_uniform_attention_and_low_for_sharp(tiny_gate):
     assert sharp < 0.5
 
 
+def test_reference_share_sees_a_query_that_finds_its_own_place():
+    from atelier.train.gate.probes import reference_share
+
+    torch.manual_seed(0)
+    keys = torch.randn(1, 1, 16, 8)
+    mass, same_place = reference_share(keys * 0, keys, keys, 8)  # zero queries: uniform over 32 tokens
+    assert mass == pytest.approx(0.5) and same_place == pytest.approx(1.0)
+    mass, same_place = reference_share(keys * 20, keys * 0, keys, 8)  # each query matches its own place
+    assert mass > 0.9 and same_place > 10.0  # of at most 16
+
+
 def test_probe_ablation_changes_the_output_only_where_asked(tiny_gate):
     components, data = tiny_gate
     t = torch.full((data.latents.shape[0],), 500)
@@ -107,7 +118,7 @@ def test_gate_command_fails_on_a_random_base_with_exit_1(tmp_path):
     done = subprocess.run([sys.executable, "-m", "atelier.train.gate", "--base", "tiny", "--init-unet", str(path),
                            "--count", "2", "--timesteps", "500", "--threads", "1"], capture_output=True, text=True)
     assert done.returncode == 1, done.stderr
-    assert "gate: FAIL" in done.stdout and "| output_11 |" in done.stdout
+    assert "gate: FAIL" in done.stdout and "| output_11 |" in done.stdout and "same place" in done.stdout
     bad = subprocess.run([sys.executable, "-m", "atelier.train.gate", "--base", "folder", "--init-unet", str(path)],
                          capture_output=True, text=True)
     assert bad.returncode != 0 and bad.stderr.strip().count("\n") == 0 and "--base" in bad.stderr

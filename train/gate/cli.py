@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -26,6 +26,7 @@ from .measure import (
     ablation_effect,
     attention_entropy,
     gate_data,
+    reference_shares,
     self_reference_oracle,
 )
 
@@ -40,11 +41,13 @@ class GateOptionError(AtelierError, ValueError):
 
 @dataclass(frozen=True)
 class GateResult:
-    """The gate's numbers: entropy by (t, site), ablation effect by (t, group), oracle ε-MSE by t."""
+    """The gate's numbers: entropy by (t, site), ablation effect by (t, group), oracle ε-MSE by t,
+    and the reference shares by site at t = 500."""
 
     entropy: dict[int, dict[str, float]]
     ablation: dict[int, dict[str, float]]
     oracle: dict[int, dict[str, float]]
+    shares: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def oracle_gain(self, timestep: int) -> dict[str, float]:
         """Read mode -> relative fall of the garment-region ε-MSE, (none − read) / none."""
@@ -91,7 +94,7 @@ def run_gate(args: argparse.Namespace) -> GateResult:
         ablation[t] = {group: ablation_effect(components, data, t, group) for group in ABLATION_GROUPS}
         if t > 0:
             oracle[t] = self_reference_oracle(components, data, t)
-    return GateResult(entropy, ablation, oracle)
+    return GateResult(entropy, ablation, oracle, reference_shares(components, data, GATE_TIMESTEP))
 
 
 def markdown(result: GateResult, threshold: float) -> str:
@@ -106,6 +109,13 @@ def markdown(result: GateResult, threshold: float) -> str:
               "| sites zeroed | " + " | ".join(f"t={t}" for t in steps) + " |", "|---|" + "---|" * len(steps)]
     for group in ABLATION_GROUPS:
         lines.append(f"| {group} | " + " | ".join(f"{result.ablation[t][group]:+.1%}" for t in steps) + " |")
+    if result.shares:
+        lines += ["", f"CONCAT read of the clean target at t={GATE_TIMESTEP}: attention mass on its tokens (uniform 0.50) and "
+                  "the weight of its token at the query's own place (×uniform):", "",
+                  "| site | mass | same place |", "|---|---|---|"]
+        for site in SD15_SITES:
+            mass, same_place = result.shares[site.name]
+            lines.append(f"| {site.name} | {mass:.2f} | ×{same_place:.1f} |")
     oracle_steps = sorted(result.oracle)
     lines += ["", "Reference oracle: garment-region ε-MSE (relative fall); the gate reads the clean target itself:", "",
               "| read | " + " | ".join(f"t={t}" for t in oracle_steps) + " |", "|---|" + "---|" * len(oracle_steps)]

@@ -4,6 +4,9 @@
   i.e. mean pooling; a layer that moves content attends to few tokens).
 - Self-attention ablation: the relative rise of the person-region ε-MSE when the self-attention
   outputs of a site group are zeroed.
+- Reference shares: for a CONCAT read of the clean target, the attention mass its tokens get and
+  the weight of the one at the query's own position relative to a uniform share (1 = the queries
+  do not find the matching place; a content-carrying attention finds it).
 - Self-reference oracle: the clean target itself, banked at t = 0 through the same UNet, read by
   the denoiser's self-attention (CONCAT: one joint softmax, reference-only; CROSS: AnyDressing's
   eq. 6 with W' = W, λ = 1). If the target itself cannot lower the garment-region ε-MSE, no
@@ -20,7 +23,7 @@ import torch.nn.functional as F
 
 from ...models.diffusers_host import DiffusersReferenceHost
 from ...models.reference_config import ReadMode, ReferenceConfig
-from ...models.sites import SITE_GROUPS
+from ...models.sites import SD15_SITES, SITE_GROUPS
 from ..anydressing.components import BaseComponents, encode_text
 from ..anydressing.data import ToyDressing, collate
 from .probes import ProbedUNet, ProbeState
@@ -87,6 +90,21 @@ def attention_entropy(components: BaseComponents, data: GateData, timestep: int,
     with ProbedUNet(components.unet, state):
         components.unet(noisy, steps, encoder_hidden_states=data.context)
     return dict(state.entropy)
+
+
+@torch.no_grad()
+def reference_shares(components: BaseComponents, data: GateData, timestep: int, seed: int = 1) -> dict[str, tuple[float, float]]:
+    """Site name -> (attention mass on the clean target's tokens, same-position weight relative to
+    uniform) at ``timestep``, for a CONCAT read of the clean target (probes.reference_share)."""
+    steps = torch.zeros(data.latents.shape[0], dtype=torch.long)
+    config = ReferenceConfig(mode=ReadMode.CONCAT, site_weights={name: 1.0 for name in SITE_GROUPS["all"]})
+    with DiffusersReferenceHost(components.unet, config) as host:
+        bank = host.capture(data.latents, steps, data.context)
+    state = ProbeState(reference={site.name: bank.get(site) for site in SD15_SITES})
+    noisy, _, steps = noised(components, data, timestep, seed)
+    with ProbedUNet(components.unet, state):
+        components.unet(noisy, steps, encoder_hidden_states=data.context)
+    return dict(state.shares)
 
 
 @torch.no_grad()

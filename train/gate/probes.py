@@ -1,5 +1,6 @@
 """An attention processor that measures what a diffusers self-attention does: the normalised entropy
-of its attention rows, and its output removed (the self-attention ablation)."""
+of its attention rows, its output removed (the self-attention ablation), and how its queries would
+treat a reference's tokens in a joint softmax."""
 
 from __future__ import annotations
 
@@ -13,15 +14,38 @@ from ...models.sites import SD15_SITES, AttentionSite
 
 @dataclass
 class ProbeState:
-    """What the probes of one UNet share: whether to zero attn1's output, and the entropies seen.
+    """What the probes of one UNet share: whether to zero attn1's output, and what they saw.
 
     Args:
         ablate: site names whose self-attention output is replaced by zeros.
         entropy: site name -> mean normalised entropy H/log(T) of its last call (1 = uniform).
+        reference: site name -> (B, T, C) states of a reference at that site; a probe with one
+            also measures how its queries would share a joint softmax with those tokens.
+        shares: site name -> (attention mass on the reference tokens, weight of the reference
+            token at the query's own position relative to a uniform share of that mass).
     """
 
     ablate: frozenset[str] = frozenset()
     entropy: dict[str, float] = field(default_factory=dict)
+    reference: dict[str, torch.Tensor] = field(default_factory=dict)
+    shares: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+def reference_share(qh: torch.Tensor, kh: torch.Tensor, k_ref: torch.Tensor, head_dim: int) -> tuple[float, float]:
+    """Under one softmax over [own keys; reference keys] (a CONCAT read), the mean attention mass on
+    the reference, and the mean weight on the reference token at the query's own position divided
+    by that mass's uniform share (1 = no preference for the same place, T = all of it there).
+
+    Args:
+        qh, kh: (B, H, T, D) the layer's own queries and keys.
+        k_ref: (B, H, T, D) the reference's keys (same token grid).
+    """
+    tokens = qh.shape[2]
+    weights = torch.softmax(qh @ torch.cat([kh, k_ref], 2).transpose(-1, -2) / math.sqrt(head_dim), dim=-1)  # (B, H, T, 2T)
+    on_reference = weights[..., tokens:]  # (B, H, T, T)
+    mass = on_reference.sum(-1)  # (B, H, T)
+    same_place = torch.diagonal(on_reference, dim1=-2, dim2=-1)  # (B, H, T)
+    return float(mass.mean()), float((same_place * tokens / mass.clamp_min(1e-12)).mean())
 
 
 class AttentionProbe:
@@ -47,6 +71,10 @@ class AttentionProbe:
         if tokens > 1:
             entropy = -(weights * weights.clamp_min(1e-12).log()).sum(-1) / math.log(tokens)  # (B, H, T)
             self.state.entropy[self.site.name] = float(entropy.mean())
+        reference = self.state.reference.get(self.site.name)
+        if reference is not None:
+            k_ref = attn.to_k(reference).reshape(rows, tokens, heads, head_dim).transpose(1, 2)  # (B, H, T, D)
+            self.state.shares[self.site.name] = reference_share(qh, kh, k_ref, head_dim)
         out = (weights @ vh).transpose(1, 2).reshape(rows, tokens, width)  # (B, T, H·D)
         if self.site.name in self.state.ablate:
             out = torch.zeros_like(out)
