@@ -29,14 +29,14 @@ import torch
 from ...models.errors import AtelierError
 from ..anydressing.cli import WEIGHT_FILE, train
 from ..anydressing.cli import parse_args as parse_training_args
-from ..anydressing.components import load_base
+from ..anydressing.components import BaseComponents, load_base
 from ..anydressing.data import ToyDressing
 from ..anydressing.evaluate import HELD_OUT_START, load_dressing
 from ..loop import start_cli
 from ..substrate import is_substrate, substrate
 from .dressing_eval import SWAP_CATEGORIES, DressingProtocol, evaluate_variant
-from .runs import read_result, run_dir, write_result
-from .stats import markdown_table, verdict
+from .runs import gather
+from .stats import Claim, claim_lines, markdown_table
 
 logger = logging.getLogger("atelier.train.ablations")
 
@@ -123,46 +123,29 @@ def run_all(args: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
     protocol = DressingProtocol(guidance=args.guidance, steps=args.ddim_steps)
     settings = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "size": args.size, "count": args.count,
                 "base": args.base, "init_unet": args.init_unet, "protocol": asdict(protocol)}
-    out = Path(args.out)
-    components = None
-    rows: dict[str, dict[str, list[float]]] = {}
-    for name, flags in chosen_variants(args).items():
-        for seed in args.seed_list:
-            folder = run_dir(out, name, seed)
-            metrics = read_result(folder, settings)
-            if metrics is None and not args.table_only:
-                logger.info("%s, seed %d: training %d steps in %s", name, seed, args.steps, folder)
-                train(parse_training_args(training_argv(args, flags, seed, folder)))
-                if components is None:
-                    components = load_base(args.base, 0, args.init_unet)
-                dataset = ToyDressing(args.size, HELD_OUT_START, args.count * 3, 0, SWAP_CATEGORIES)
-                config, trainables = load_dressing(str(folder / WEIGHT_FILE))
-                metrics = evaluate_variant(components, dataset, args.count, config, trainables, protocol, seed)
-                write_result(folder, settings, metrics)
-                logger.info("%s, seed %d: %s", name, seed, metrics)
-            if metrics is not None:
-                for key, value in metrics.items():
-                    rows.setdefault(name, {}).setdefault(key, []).append(float(value))
-    return rows
+    flags = chosen_variants(args)
+    loaded: list[BaseComponents] = []
+
+    def run(name: str, seed: int, folder: Path) -> dict:
+        logger.info("%s, seed %d: training %d steps in %s", name, seed, args.steps, folder)
+        train(parse_training_args(training_argv(args, flags[name], seed, folder)))
+        if not loaded:
+            loaded.append(load_base(args.base, 0, args.init_unet))
+        dataset = ToyDressing(args.size, HELD_OUT_START, args.count * 3, 0, SWAP_CATEGORIES)
+        config, trainables = load_dressing(str(folder / WEIGHT_FILE))
+        return evaluate_variant(loaded[0], dataset, args.count, config, trainables, protocol, seed)
+
+    return gather(Path(args.out), flags, args.seed_list, settings, None if args.table_only else run)
 
 
-CLAIMS = (
-    # (label, variant that should win, variant it beats, metric, higher is better)
-    ("GFE lowers garment confusion vs Base (swap out ↓)", "gfe", "base-tiled", "swap_out", False),
-    ("GFE raises garment fidelity vs Base (colour ΔE ↓)", "gfe", "base-tiled", "color_error", False),
-    ("IGL localises attention vs GFE (loc ↑)", "{igl}", "gfe", "loc", True),
-    ("IGL lowers background contamination vs GFE (leak bg ↓)", "{igl}", "gfe", "leak_background", False),
-)
-
-
-def verdicts(rows: dict[str, dict[str, list[float]]], igl_name: str) -> list[str]:
-    """One line per claim of Table 3 whose two variants ran."""
-    lines = []
-    for label, better, worse, metric, higher in CLAIMS:
-        better = better.format(igl=igl_name)
-        if better in rows and worse in rows:
-            lines.append(f"- {label}: {verdict(rows[better].get(metric, []), rows[worse].get(metric, []), higher)}")
-    return lines
+def claims(igl_name: str) -> tuple[Claim, ...]:
+    """Table 3's claims, IGL's at the λ1 of ``igl_name``."""
+    return (
+        ("GFE lowers garment confusion vs Base (swap out ↓)", "gfe", "base-tiled", "swap_out", False),
+        ("GFE raises garment fidelity vs Base (colour ΔE ↓)", "gfe", "base-tiled", "color_error", False),
+        ("IGL localises attention vs GFE (loc ↑)", igl_name, "gfe", "loc", True),
+        ("IGL lowers background contamination vs GFE (leak bg ↓)", igl_name, "gfe", "leak_background", False),
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -175,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     except AtelierError as error:
         sys.exit(f"error: {error}")
     igl_name = f"gfe+igl λ1={args.igl:g}"
-    text = "\n".join([markdown_table(rows, COLUMNS), "", *verdicts(rows, igl_name)])
+    text = "\n".join([markdown_table(rows, COLUMNS), "", *claim_lines(rows, claims(igl_name))])
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "table.md").write_text(text + "\n")
     print(text)

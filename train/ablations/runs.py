@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 RESULT_FILE = "eval.json"
+logger = logging.getLogger("atelier.train.ablations")
+
+# (variant, seed, run folder) -> the run's metrics, after training and evaluating it.
+RunOnce = Callable[[str, int, Path], dict]
 
 
 def run_dir(out: Path, variant: str, seed: int) -> Path:
@@ -27,3 +33,21 @@ def write_result(folder: Path, settings: dict, metrics: dict) -> None:
     """Store a run's evaluation with the settings that made it."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / RESULT_FILE).write_text(json.dumps({"settings": settings, "metrics": metrics}, indent=1))
+
+
+def gather(out: Path, variants: Iterable[str], seeds: Sequence[int], settings: dict,
+           run: RunOnce | None) -> dict[str, dict[str, list[float]]]:
+    """Per variant, metric -> values over the seeds whose run finished. A run without a stored
+    result for ``settings`` is made by ``run`` and stored; with ``run`` None it is left out."""
+    rows: dict[str, dict[str, list[float]]] = {}
+    for variant in variants:
+        for seed in seeds:
+            folder = run_dir(out, variant, seed)
+            metrics = read_result(folder, settings)
+            if metrics is None and run is not None:
+                metrics = run(variant, seed, folder)
+                write_result(folder, settings, metrics)
+                logger.info("%s, seed %d: %s", variant, seed, metrics)
+            for key, value in (metrics or {}).items():
+                rows.setdefault(variant, {}).setdefault(key, []).append(float(value))
+    return rows

@@ -49,3 +49,13 @@ def markdown_table(rows: Mapping[str, Mapping[str, Sequence[float]]], columns: S
         cells = [format_mean_sd(metrics.get(key, []), digits) for key, _ in columns]
         lines.append(f"| {label} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+# (label, variant that should win, variant it beats, metric, higher is better)
+Claim = tuple[str, str, str, str, bool]
+
+
+def claim_lines(rows: Mapping[str, Mapping[str, Sequence[float]]], claims: Sequence[Claim]) -> list[str]:
+    """One markdown line with its verdict per claim whose two variants ran."""
+    return [f"- {label}: {verdict(rows[better].get(metric, []), rows[worse].get(metric, []), higher)}"
+            for label, better, worse, metric, higher in claims if better in rows and worse in rows]

@@ -53,8 +53,8 @@ from ..truepose.data import (
 )
 from ..truepose.evaluate import HELD_OUT_START, evaluate, load_trained
 from ..truepose.steps import uses_caa
-from .runs import read_result, run_dir, write_result
-from .stats import markdown_table, verdict
+from .runs import gather, read_result, write_result
+from .stats import Claim, claim_lines, markdown_table
 
 logger = logging.getLogger("atelier.train.ablations")
 
@@ -68,8 +68,7 @@ COLUMNS = (
     ("eps_mse", "ε-MSE ↓"), ("eps_mse_no_condition", "ε-MSE no C"),
 )
 
-CLAIMS = (
-    # (label, variant that should win, variant it beats, metric, higher is better); Table 2's rows
+CLAIMS: tuple[Claim, ...] = (  # Table 2's rows
     ("Ours beats B4 w/o HPFA (SSIM ↑)", "full", "no-hpfa", "ssim", True),
     ("Ours beats B4 w/o HPFA (colour ΔE ↓)", "full", "no-hpfa", "color_error", False),
     ("Ours beats B3 w/o CAA (SSIM ↑)", "full", "no-caa", "ssim", True),
@@ -203,29 +202,14 @@ def run_all(args: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
                 "size": list(args.size), "people": args.people, "hidden_part_fraction": args.hidden_part_fraction,
                 "count": args.count, "base": args.base, "init_unet": init_unet, "guidance": args.guidance,
                 "ddim_steps": args.ddim_steps}
-    out = Path(args.out)
-    rows: dict[str, dict[str, list[float]]] = {}
-    for variant in chosen_variants(args):
-        for seed in args.seed_list:
-            folder = run_dir(out, variant, seed)
-            metrics = read_result(folder, settings)
-            if metrics is None and not args.table_only:
-                logger.info("%s, seed %d: training %d steps in %s", variant, seed, args.steps, folder)
-                train(parse_training_args(training_argv(args, variant, seed, folder, init_unet)))
-                # the evaluation noise is fixed (seed 0) so that every variant and seed meets the same noise
-                metrics = evaluate_run(args, folder, init_unet, 0)
-                write_result(folder, settings, metrics)
-                logger.info("%s, seed %d: %s", variant, seed, metrics)
-            if metrics is not None:
-                for key, value in metrics.items():
-                    rows.setdefault(variant, {}).setdefault(key, []).append(float(value))
-    return rows
 
+    def run(variant: str, seed: int, folder: Path) -> dict:
+        logger.info("%s, seed %d: training %d steps in %s", variant, seed, args.steps, folder)
+        train(parse_training_args(training_argv(args, variant, seed, folder, init_unet)))
+        # the evaluation noise is fixed (seed 0) so that every variant and seed meets the same noise
+        return evaluate_run(args, folder, init_unet, 0)
 
-def verdicts(rows: dict[str, dict[str, list[float]]]) -> list[str]:
-    """One line per claim of Table 2 whose two variants ran."""
-    return [f"- {label}: {verdict(rows[better].get(metric, []), rows[worse].get(metric, []), higher)}"
-            for label, better, worse, metric, higher in CLAIMS if better in rows and worse in rows]
+    return gather(Path(args.out), chosen_variants(args), args.seed_list, settings, None if args.table_only else run)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -238,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
             rows = run_all(args)
     except AtelierError as error:
         sys.exit(f"error: {error}")
-    text = "\n".join([markdown_table(rows, COLUMNS), "", *verdicts(rows)])
+    text = "\n".join([markdown_table(rows, COLUMNS), "", *claim_lines(rows, CLAIMS)])
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "table.md").write_text(text + "\n")
     print(text)
