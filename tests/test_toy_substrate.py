@@ -5,18 +5,13 @@ import sys
 
 import pytest
 import torch
-from atelier.models.sites import SD15_SITES
+from atelier.models.sites import SD15_SITES, SITE_GROUPS
 from atelier.train.anydressing.cli import cross_view_step, parse_args, train
 from atelier.train.anydressing.components import load_base
 from atelier.train.anydressing.data import ToyDressing, collate
 from atelier.train.anydressing.steps import base_losses
 from atelier.train.gate.cli import GateResult
-from atelier.train.gate.measure import (
-    ablation_effect,
-    attention_entropy,
-    gate_data,
-    self_reference_oracle,
-)
+from atelier.train.gate.measure import gate_data, probed_error, reference_banks, relative_rise, self_reference_oracle
 from atelier.train.gate.probes import ProbedUNet, ProbeState
 from atelier.train.loop import step_generator
 from atelier.train.substrate import SubstrateError, substrate, vae_factor_for
@@ -65,10 +60,10 @@ def test_entropy_is_one_for_uniform_attention_and_low_for_sharp(tiny_gate):
     try:
         with torch.no_grad():
             attn.to_q.weight.zero_()
-        uniform = attention_entropy(components, data, 500)[SD15_SITES[0].name]
+        uniform = probed_error(components, data, 500)[1].entropy[SD15_SITES[0].name]
         with torch.no_grad():
             attn.to_q.weight.copy_(attn.to_k.weight * 200.0)
-        sharp = attention_entropy(components, data, 500)[SD15_SITES[0].name]
+        sharp = probed_error(components, data, 500)[1].entropy[SD15_SITES[0].name]
     finally:
         with torch.no_grad():
             attn.to_q.weight.copy_(saved)
@@ -97,12 +92,13 @@ def test_probe_ablation_changes_the_output_only_where_asked(tiny_gate):
     plain = components.unet(data.latents, t, encoder_hidden_states=data.context).sample
     assert torch.allclose(outputs[0], plain, atol=1e-5)  # the probe itself is the plain attention
     assert not torch.allclose(outputs[1], plain, atol=1e-4)
-    assert ablation_effect(components, data, 500, "all") != 0.0
+    ablated = probed_error(components, data, 500, frozenset(SITE_GROUPS["all"]))[0]
+    assert relative_rise(ablated, probed_error(components, data, 500)[0]) != 0.0
 
 
 def test_oracle_reports_both_reads_and_the_gate_decides_on_t500(tiny_gate):
     components, data = tiny_gate
-    errors = self_reference_oracle(components, data, 500)
+    errors = self_reference_oracle(components, data, 500, reference_banks(components, data))
     assert set(errors) == {"none", "concat", "cross", "concat other pose", "cross other pose"}
     assert all(v > 0 for v in errors.values())
     result = GateResult({}, {}, {500: {"none": 1.0, "concat": 0.85, "cross": 0.7, "concat other pose": 0.1}})

@@ -26,7 +26,7 @@ from ...models.anydressing.losses import localization_loss, predicted_x0, textur
 from ...models.diffusers_host import DiffusersReferenceHost
 from ...models.reference_config import ReadMode, ReferenceConfig
 from ...models.reference_projections import ReferenceProjections
-from ...models.sites import SITE_GROUPS, SITES_BY_NAME
+from ...models.sites import SITES_BY_NAME
 from ..loop import noise_and_timesteps
 from .components import BaseComponents, encode_text
 from .data import DressingBatch, DressingDataError
@@ -82,7 +82,7 @@ def build_trainables(config: DressingConfig, components: BaseComponents, full_ga
 def cross_view_config() -> ReferenceConfig:
     """The base stage's cross-view read: one joint softmax over the layer's own tokens and the other
     view's (CONCAT, s = 1) at all 16 sites."""
-    return ReferenceConfig(mode=ReadMode.CONCAT, strength=1.0, site_weights={name: 1.0 for name in SITE_GROUPS["all"]})
+    return ReferenceConfig.for_group("all", mode=ReadMode.CONCAT, strength=1.0)
 
 
 def shifted(images: torch.Tensor, generator: torch.Generator, most: int) -> torch.Tensor:

@@ -18,17 +18,11 @@ from dataclasses import dataclass, field
 import torch
 
 from ...models.errors import AtelierError
-from ...models.sites import SD15_SITES
+from ...models.sites import SD15_SITES, SITE_GROUPS
 from ..anydressing.components import load_base
 from ..loop import start_cli
 from ..substrate import is_substrate, substrate
-from .measure import (
-    ablation_effect,
-    attention_entropy,
-    gate_data,
-    reference_shares,
-    self_reference_oracle,
-)
+from .measure import gate_data, probed_error, reference_banks, relative_rise, self_reference_oracle
 
 GATE_TIMESTEP = 500
 ABLATION_GROUPS = ("output", "all")
@@ -84,21 +78,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run_gate(args: argparse.Namespace) -> GateResult:
-    """All three measurements on ``args.count`` held-out people."""
+    """All the measurements on ``args.count`` held-out people: per timestep one intact probed call
+    (entropy, and the error the ablations are measured against), one per ablated site group, and
+    the oracle's reads of the two banks, which are captured once."""
     components = load_base(args.base, 0, args.init_unet)
     components.unet.requires_grad_(False).eval()
     data = gate_data(components, args.size, args.count, args.world_seed)
+    banks = reference_banks(components, data)
     entropy, ablation, oracle = {}, {}, {}
     for t in args.timestep_list:
-        entropy[t] = attention_entropy(components, data, t)
-        ablation[t] = {group: ablation_effect(components, data, t, group) for group in ABLATION_GROUPS}
+        intact, state = probed_error(components, data, t)
+        entropy[t] = dict(state.entropy)
+        ablation[t] = {group: relative_rise(probed_error(components, data, t, frozenset(SITE_GROUPS[group]))[0], intact)
+                       for group in ABLATION_GROUPS}
         if t > 0:
-            oracle[t] = self_reference_oracle(components, data, t)
-    return GateResult(entropy, ablation, oracle, reference_shares(components, data, GATE_TIMESTEP))
+            oracle[t] = self_reference_oracle(components, data, t, banks)
+    target = {site.name: banks[""].get(site) for site in SD15_SITES}
+    shares = probed_error(components, data, GATE_TIMESTEP, reference=target)[1].shares
+    return GateResult(entropy, ablation, oracle, dict(shares))
 
 
 def markdown(result: GateResult, threshold: float) -> str:
-    """The three tables and the verdict."""
+    """The four tables and the verdict."""
     steps = sorted(result.entropy)
     lines = ["Normalised attn1 entropy (1 = uniform):", "", "| site | " + " | ".join(f"t={t}" for t in steps) + " |",
              "|---|" + "---|" * len(steps)]

@@ -1,4 +1,4 @@
-"""The gate's three measurements on a trained toy base, each on the same held-out people and noise.
+"""The gate's measurements on a trained toy base, each on the same held-out people and noise.
 
 - Entropy: mean normalised entropy H/log(T) of each attn1 site's attention rows (1 = uniform,
   i.e. mean pooling; a layer that moves content attends to few tokens).
@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from ...models.diffusers_host import DiffusersReferenceHost
+from ...models.reference_bank import ReferenceBank
 from ...models.reference_config import ReadMode, ReferenceConfig
-from ...models.sites import SD15_SITES, SITE_GROUPS
 from ..anydressing.components import BaseComponents, encode_text
 from ..anydressing.data import ToyDressing, collate
 from .probes import ProbedUNet, ProbeState
@@ -83,57 +83,45 @@ def noised(components: BaseComponents, data: GateData, timestep: int,
 
 
 @torch.no_grad()
-def attention_entropy(components: BaseComponents, data: GateData, timestep: int, seed: int = 1) -> dict[str, float]:
-    """Site name -> mean normalised attn1 entropy at ``timestep``."""
-    state = ProbeState()
-    noisy, _, steps = noised(components, data, timestep, seed)
-    with ProbedUNet(components.unet, state):
-        components.unet(noisy, steps, encoder_hidden_states=data.context)
-    return dict(state.entropy)
-
-
-@torch.no_grad()
-def reference_shares(components: BaseComponents, data: GateData, timestep: int, seed: int = 1) -> dict[str, tuple[float, float]]:
-    """Site name -> (attention mass on the clean target's tokens, same-position weight relative to
-    uniform) at ``timestep``, for a CONCAT read of the clean target (probes.reference_share)."""
-    steps = torch.zeros(data.latents.shape[0], dtype=torch.long)
-    config = ReferenceConfig(mode=ReadMode.CONCAT, site_weights={name: 1.0 for name in SITE_GROUPS["all"]})
-    with DiffusersReferenceHost(components.unet, config) as host:
-        bank = host.capture(data.latents, steps, data.context)
-    state = ProbeState(reference={site.name: bank.get(site) for site in SD15_SITES})
-    noisy, _, steps = noised(components, data, timestep, seed)
-    with ProbedUNet(components.unet, state):
-        components.unet(noisy, steps, encoder_hidden_states=data.context)
-    return dict(state.shares)
-
-
-@torch.no_grad()
-def ablation_effect(components: BaseComponents, data: GateData, timestep: int, group: str, seed: int = 1) -> float:
-    """Relative rise of the person-region ε-MSE at ``timestep`` with the self-attention of the
-    sites of ``group`` (a SITE_GROUPS name) zeroed: (ablated − intact) / intact."""
+def probed_error(components: BaseComponents, data: GateData, timestep: int, ablate: frozenset[str] = frozenset(),
+                 reference: dict[str, torch.Tensor] | None = None, seed: int = 1) -> tuple[float, ProbeState]:
+    """One probed UNet call at ``timestep``: the person-region ε-MSE and what the probes saw
+    (entropy; with ``reference``, its shares), with the attn1 of the ``ablate`` sites zeroed."""
+    state = ProbeState(ablate=ablate, reference=reference or {})
     noisy, noise, steps = noised(components, data, timestep, seed)
-    errors = []
-    for ablate in (frozenset(), frozenset(SITE_GROUPS[group])):
-        with ProbedUNet(components.unet, ProbeState(ablate=ablate)):
-            prediction = components.unet(noisy, steps, encoder_hidden_states=data.context).sample
-        errors.append(region_error(prediction, noise, data.person_region))
-    return (errors[1] - errors[0]) / errors[0]
+    with ProbedUNet(components.unet, state):
+        prediction = components.unet(noisy, steps, encoder_hidden_states=data.context).sample
+    return region_error(prediction, noise, data.person_region), state
 
 
 @torch.no_grad()
-def self_reference_oracle(components: BaseComponents, data: GateData, timestep: int, seed: int = 1) -> dict[str, float]:
+def reference_banks(components: BaseComponents, data: GateData) -> dict[str, ReferenceBank]:
+    """The clean target's and the other pose's attn1 inputs at all 16 sites, banked at t = 0 by
+    the same UNet: ``""`` and ``" other pose"`` (the suffixes of the oracle's read names)."""
+    banks = {}
+    with DiffusersReferenceHost(components.unet, ReferenceConfig.for_group("all")) as host:
+        for suffix, latents in (("", data.latents), (" other pose", data.other_latents)):
+            banks[suffix] = host.capture(latents, torch.zeros(latents.shape[0], dtype=torch.long), data.context)
+    return banks
+
+
+def relative_rise(ablated: float, intact: float) -> float:
+    """(ablated − intact) / intact: the self-attention ablation's effect."""
+    return (ablated - intact) / intact
+
+
+@torch.no_grad()
+def self_reference_oracle(components: BaseComponents, data: GateData, timestep: int,
+                          banks: dict[str, ReferenceBank], seed: int = 1) -> dict[str, float]:
     """Garment-region ε-MSE at ``timestep`` without a reference, and with the clean target
     (``concat``, ``cross``) or the other pose (``concat other pose``, ``cross other pose``) read
-    through CONCAT and through CROSS (W' = W, λ = 1) at all 16 sites."""
+    through CONCAT and through CROSS (W' = W, λ = 1) at all 16 sites; ``banks`` from reference_banks."""
     noisy, noise, steps = noised(components, data, timestep, seed)
     unet = components.unet
     errors = {"none": region_error(unet(noisy, steps, encoder_hidden_states=data.context).sample, noise, data.garment_region)}
-    for reference, suffix in ((data.latents, ""), (data.other_latents, " other pose")):
+    for suffix, bank in banks.items():
         for mode in (ReadMode.CONCAT, ReadMode.CROSS):
-            config = ReferenceConfig(mode=mode, strength=1.0, site_weights={name: 1.0 for name in SITE_GROUPS["all"]})
-            with DiffusersReferenceHost(unet, config) as host:
-                bank = host.capture(reference, torch.zeros_like(steps), data.context)
-                run = host.new_run(bank)
-                prediction = host.forward(run, noisy, steps, data.context, cond_or_uncond=[0]).sample
+            with DiffusersReferenceHost(unet, ReferenceConfig.for_group("all", mode=mode, strength=1.0)) as host:
+                prediction = host.forward(host.new_run(bank), noisy, steps, data.context, cond_or_uncond=[0]).sample
             errors[mode.value + suffix] = region_error(prediction, noise, data.garment_region)
     return errors
