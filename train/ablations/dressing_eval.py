@@ -75,7 +75,10 @@ def _image(tensor: torch.Tensor) -> np.ndarray:
 
 
 class DressingReader:
-    """One variant's DressingNet read over one sample's garments, usable as ``denoise``'s ``read``.
+    """One variant's DressingNet read over one sample's garments, usable as ``denoise``'s ``read``
+    inside its ``with`` block, which installs the read's processors once (calls of the plain UNet
+    there run unchanged: the processors defer to the original ones while no run is active) and
+    releases the run on exit.
 
     Args:
         components: the frozen base.
@@ -94,9 +97,16 @@ class DressingReader:
             bank = encode_garments(components, trainables, config, batch.garments, batch.categories)
         self.run = DressingRun(self.host.config, bank, trainables.projections, record_maps=record_maps)
 
+    def __enter__(self) -> "DressingReader":
+        self.host.install()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.run.release()
+        self.host.remove()
+
     def __call__(self, latents: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        with self.host:
-            return self.host.forward(self.run, latents, timesteps, context, cond_or_uncond=[0]).sample
+        return self.host.forward(self.run, latents, timesteps, context, cond_or_uncond=[0]).sample
 
     def guided(self, guidance: float):
         """eq. 16: ω·ε(z, C_g) + (1 − ω)·ε(z), the no-garment branch being the frozen denoiser."""
@@ -104,6 +114,12 @@ class DressingReader:
             plain = self.components.unet(latents, timesteps, encoder_hidden_states=context).sample
             return guidance * self(latents, timesteps, context) + (1.0 - guidance) * plain
         return read
+
+    def sample(self, start: torch.Tensor, protocol: "DressingProtocol", noise_seed: int) -> np.ndarray:
+        """Img2img from ``start`` (1, 3, H, W) with eq. 16's guidance, as an (H, W, 3) uint8 picture."""
+        generator = torch.Generator().manual_seed(noise_seed)
+        return _image(denoise(self.components, start, protocol.noise_strength, protocol.steps, generator,
+                              self.guided(protocol.guidance))[0])
 
 
 def swapped(sample: DressingSample, donor: DressingSample, category: str) -> DressingSample:
@@ -162,22 +178,21 @@ def evaluate_variant(components: BaseComponents, dataset: ToyDressing, count: in
         sample, truth = dataset[position], dataset.person(position)
         start = grey_out(sample.person, sample.garment_masks)[None]  # (1, 3, H, W)
         noise_seed = seed * 1_000_003 + position
-        reader = DressingReader(components, config, trainables, sample, protocol.strength, record_maps=not tiled_variant)
-        for t in protocol.error_timesteps:
-            plain = garment_region_noise_error(components, sample.person[None], sample.garment_masks, t,
-                                               torch.Generator().manual_seed(noise_seed + t))
-            read = garment_region_noise_error(components, sample.person[None], sample.garment_masks, t,
-                                              torch.Generator().manual_seed(noise_seed + t), reader)
-            add(f"eps_fall_{t}", (plain - read) / plain)
-        if not tiled_variant:
-            inside, chance = localisation(reader, components, sample, protocol.localisation_timestep,
-                                          torch.Generator().manual_seed(noise_seed + 7))
-            add("loc", inside)
-            add("loc_chance", chance)
-            reader.run.maps.clear()
-        image = _image(denoise(components, start, protocol.noise_strength, protocol.steps,
-                               torch.Generator().manual_seed(noise_seed), reader.guided(protocol.guidance))[0])
-        reader.run.release()
+        with DressingReader(components, config, trainables, sample, protocol.strength,
+                            record_maps=not tiled_variant) as reader:
+            for t in protocol.error_timesteps:
+                plain = garment_region_noise_error(components, sample.person[None], sample.garment_masks, t,
+                                                   torch.Generator().manual_seed(noise_seed + t))
+                read = garment_region_noise_error(components, sample.person[None], sample.garment_masks, t,
+                                                  torch.Generator().manual_seed(noise_seed + t), reader)
+                add(f"eps_fall_{t}", (plain - read) / plain)
+            if not tiled_variant:
+                inside, chance = localisation(reader, components, sample, protocol.localisation_timestep,
+                                              torch.Generator().manual_seed(noise_seed + 7))
+                add("loc", inside)
+                add("loc_chance", chance)
+                reader.run.maps.clear()
+            image = reader.sample(start, protocol, noise_seed)
         masks = {c: truth.masks[c] for c in sample.categories}
         specs = {c: truth.garments[c].spec for c in sample.categories}
         for scores in garment_scores(image, truth.image, masks, truth.masks["person"], specs):
@@ -186,11 +201,9 @@ def evaluate_variant(components: BaseComponents, dataset: ToyDressing, count: in
         for category in SWAP_CATEGORIES:
             donor = pick_donor(dataset, positions, position, category)
             new_color = dataset.person(donor).garments[category].spec.color.rgb
-            swap_reader = DressingReader(components, config, trainables, swapped(sample, dataset[donor], category),
-                                         protocol.strength)
-            swap_image = _image(denoise(components, start, protocol.noise_strength, protocol.steps,
-                                        torch.Generator().manual_seed(noise_seed), swap_reader.guided(protocol.guidance))[0])
-            swap_reader.run.release()
+            with DressingReader(components, config, trainables, swapped(sample, dataset[donor], category),
+                                protocol.strength) as swap_reader:
+                swap_image = swap_reader.sample(start, protocol, noise_seed)
             distance = max(region_color_error(truth.image, masks[category], new_color), 1.0)
             other = next(c for c in SWAP_CATEGORIES if c != category)
             for name, region in (("swap_in", masks[category]), ("swap_out", masks[other])):
