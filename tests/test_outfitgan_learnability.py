@@ -78,3 +78,10 @@ def test_judge_command_prints_auc_per_seed(capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["rule"] == "accents" and len(report["auc"]) == 2
     assert all(0.0 <= auc <= 1.0 for auc in report["auc"]) and report["auc_sd"] >= 0.0
+
+
+def test_commands_answer_a_bad_option_in_one_line():
+    with pytest.raises(SystemExit, match="JudgeConfig.size"):
+        judge.main(["--size", "0"])
+    with pytest.raises(SystemExit, match="--outfits"):
+        learnability.main(["--outfits", "0"])

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from ..models.errors import AtelierError
 
+SD_VAE_FACTOR = 8
+
 
 class SubstrateError(AtelierError, ValueError):
     """An unknown substrate name; the message lists the known ones."""
@@ -62,9 +64,6 @@ def substrate(name: str) -> ToySubstrate:
 def is_substrate(base: str) -> bool:
     """Whether ``--base`` names a toy substrate (else it is a diffusers folder)."""
     return base in SUBSTRATES
-
-
-SD_VAE_FACTOR = 8
 
 
 def vae_factor_for(base: str, flag: int | None) -> int:

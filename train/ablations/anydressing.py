@@ -35,8 +35,8 @@ from ..anydressing.evaluate import HELD_OUT_START, load_dressing
 from ..loop import start_cli
 from ..substrate import is_substrate, substrate
 from .dressing_eval import SWAP_CATEGORIES, DressingProtocol, evaluate_variant
-from .runs import gather
-from .stats import Claim, claim_lines, markdown_table
+from .runs import AblationOptionError, chosen, gather, report, seed_list
+from .stats import Claim
 
 logger = logging.getLogger("atelier.train.ablations")
 
@@ -45,10 +45,6 @@ COLUMNS = (
     ("color_error", "colour ΔE ↓"), ("leak_garments", "leak other ↓"), ("leak_background", "leak bg ↓"),
     ("swap_in", "swap in ↑"), ("swap_out", "swap out ↓"), ("loc", "loc ↑"), ("loc_chance", "loc chance"),
 )
-
-
-class AblationOptionError(AtelierError, ValueError):
-    """An ablation option is out of range; the message names the flag."""
 
 
 def variants(igl: float, sweep: list[float]) -> dict[str, list[str]]:
@@ -84,10 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--table-only", action="store_true", help="train and evaluate nothing; print the table of what finished")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     args = p.parse_args(argv)
-    args.seed_list = [int(s) for s in args.seeds.split(",") if s]
+    args.seed_list = seed_list(args.seeds)
     args.sweep = [float(v) for v in args.igl_sweep.split(",") if v]
-    if not args.seed_list:
-        raise AblationOptionError("--seeds names no seed")
     if args.steps < 1 or args.count < 2:
         raise AblationOptionError("--steps must be >= 1 and --count >= 2")
     if args.size is None:
@@ -98,13 +92,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def chosen_variants(args: argparse.Namespace) -> dict[str, list[str]]:
     """The variants to run (all, or those ``--variants`` names)."""
     every = variants(args.igl, args.sweep)
-    if args.variants is None:
-        return every
-    wanted = [name.strip() for name in args.variants.split(",") if name.strip()]
-    unknown = [name for name in wanted if name not in every]
-    if unknown:
-        raise AblationOptionError(f"--variants: unknown {unknown}; known: {list(every)}")
-    return {name: every[name] for name in wanted}
+    return {name: every[name] for name in chosen(args.variants, tuple(every))}
 
 
 def training_argv(args: argparse.Namespace, flags: list[str], seed: int, folder: Path) -> list[str]:
@@ -158,11 +146,7 @@ def main(argv: list[str] | None = None) -> None:
             rows = run_all(args)
     except AtelierError as error:
         sys.exit(f"error: {error}")
-    igl_name = f"gfe+igl λ1={args.igl:g}"
-    text = "\n".join([markdown_table(rows, COLUMNS), "", *claim_lines(rows, claims(igl_name))])
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "table.md").write_text(text + "\n")
-    print(text)
+    print(report(Path(args.out), rows, COLUMNS, claims(f"gfe+igl λ1={args.igl:g}")))
 
 
 if __name__ == "__main__":

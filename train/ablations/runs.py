@@ -1,4 +1,5 @@
-"""Where an ablation keeps each variant × seed run, and reading back what finished."""
+"""What every ablation command shares: its option errors, the seeds and variants it runs, where it
+keeps each variant × seed run, reading back what finished, and the table it prints and writes."""
 
 from __future__ import annotations
 
@@ -7,8 +8,13 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from ...models.errors import AtelierError
+from .stats import Claim, claim_lines, markdown_table
+
 RESULT_FILE = "eval.json"
 logger = logging.getLogger("atelier.train.ablations")
+
+TABLE_FILE = "table.md"
 
 # (variant, seed, run folder) -> the run's metrics, after training and evaluating it.
 RunOnce = Callable[[str, int, Path], dict]
@@ -51,3 +57,35 @@ def gather(out: Path, variants: Iterable[str], seeds: Sequence[int], settings: d
             for key, value in (metrics or {}).items():
                 rows.setdefault(variant, {}).setdefault(key, []).append(float(value))
     return rows
+
+
+class AblationOptionError(AtelierError, ValueError):
+    """An ablation option is out of range; the message names the flag."""
+
+
+def seed_list(seeds: str) -> list[int]:
+    """The seeds of ``--seeds`` ("0,1,2")."""
+    found = [int(seed) for seed in seeds.split(",") if seed]
+    if not found:
+        raise AblationOptionError("--seeds names no seed")
+    return found
+
+
+def chosen(variants: str | None, known: Sequence[str]) -> list[str]:
+    """The variants ``--variants`` names (comma-separated), or all ``known`` ones without it."""
+    if variants is None:
+        return list(known)
+    wanted = [name.strip() for name in variants.split(",") if name.strip()]
+    unknown = [name for name in wanted if name not in known]
+    if unknown or not wanted:
+        raise AblationOptionError(f"--variants: unknown {unknown or wanted}; known: {list(known)}")
+    return wanted
+
+
+def report(out: Path, rows: dict[str, dict[str, list[float]]], columns: Sequence[tuple[str, str]],
+           claims: Sequence[Claim]) -> str:
+    """The table of ``rows`` and a verdict line per claim, written to ``out``/table.md; returns it."""
+    text = "\n".join([markdown_table(rows, columns), "", *claim_lines(rows, claims)])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / TABLE_FILE).write_text(text + "\n")
+    return text

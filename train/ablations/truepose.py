@@ -53,8 +53,8 @@ from ..truepose.data import (
 )
 from ..truepose.evaluate import HELD_OUT_START, evaluate, load_trained
 from ..truepose.steps import uses_caa
-from .runs import gather, read_result, write_result
-from .stats import Claim, claim_lines, markdown_table
+from .runs import AblationOptionError, chosen, gather, read_result, report, seed_list, write_result
+from .stats import Claim
 
 logger = logging.getLogger("atelier.train.ablations")
 
@@ -77,10 +77,6 @@ CLAIMS: tuple[Claim, ...] = (  # Table 2's rows
     ("Ours beats B2 Dual-UNet concat (colour ΔE ↓)", "full", "concat", "color_error", False),
     ("B3 w/o CAA beats B2 Dual-UNet concat (SSIM ↑)", "no-caa", "concat", "ssim", True),
 )
-
-
-class AblationOptionError(AtelierError, ValueError):
-    """An ablation option is out of range; the message names the flag."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -117,9 +113,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def check_args(args: argparse.Namespace) -> None:
     """Cross-field checks; each message names the flag."""
-    args.seed_list = [int(s) for s in args.seeds.split(",") if s]
-    if not args.seed_list:
-        raise AblationOptionError("--seeds names no seed")
+    args.seed_list = seed_list(args.seeds)
     if args.steps < 1 or args.base_steps < 1 or args.count < 2:
         raise AblationOptionError("--steps and --base-steps must be >= 1 and --count >= 2")
     if not 0.0 <= args.hidden_part_fraction <= 1.0:
@@ -131,13 +125,7 @@ def check_args(args: argparse.Namespace) -> None:
 
 def chosen_variants(args: argparse.Namespace) -> list[str]:
     """The variants to run (all, or those ``--variants`` names)."""
-    if args.variants is None:
-        return list(VARIANTS)
-    wanted = [name.strip() for name in args.variants.split(",") if name.strip()]
-    unknown = [name for name in wanted if name not in VARIANTS]
-    if unknown or not wanted:
-        raise AblationOptionError(f"--variants: unknown {unknown or wanted}; known: {list(VARIANTS)}")
-    return wanted
+    return chosen(args.variants, VARIANTS)
 
 
 def _size_flag(args: argparse.Namespace) -> str:
@@ -222,10 +210,7 @@ def main(argv: list[str] | None = None) -> None:
             rows = run_all(args)
     except AtelierError as error:
         sys.exit(f"error: {error}")
-    text = "\n".join([markdown_table(rows, COLUMNS), "", *claim_lines(rows, CLAIMS)])
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "table.md").write_text(text + "\n")
-    print(text)
+    print(report(Path(args.out), rows, COLUMNS, CLAIMS))
 
 
 if __name__ == "__main__":

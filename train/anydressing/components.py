@@ -15,7 +15,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from ...models.errors import AtelierError
 from ...models.weight_format import BaseModel
-from ..substrate import is_substrate, substrate
+from ..substrate import is_substrate, substrate, vae_factor_for
 from ..text2graph.models import sd_scheduler
 from ..text2graph.tiny import tiny_text_encoder, tiny_tokenizer
 from ..tiny import tiny_unet
@@ -84,7 +84,7 @@ def load_base(base: str, seed: int = 0, init_unet: str | None = None, vae_factor
         tokenizer = tiny_tokenizer()
         components = BaseComponents(
             unet=tiny_unet(seed, head_dim=toy.head_dim, tied_qk_gain=toy.tied_qk_gain),
-            vae=PixelVAE(vae_factor or toy.vae_factor), tokenizer=tokenizer,
+            vae=PixelVAE(vae_factor_for(base, vae_factor)), tokenizer=tokenizer,
             text_encoder=tiny_text_encoder(len(tokenizer), seed=seed + 1), scheduler=sd_scheduler(),
         )
     else:

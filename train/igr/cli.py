@@ -146,8 +146,8 @@ def check_args(args: argparse.Namespace) -> None:
             raise TrainingOptionError(f"{flag} must be >= {least}, got {value}")
     if not 0.0 <= args.condition_drop <= 1.0:
         raise TrainingOptionError(f"--condition-drop must lie in [0, 1], got {args.condition_drop}")
+    factor = vae_factor_for(args.base, args.vae_factor)
     for flag, size in (("--person-size", args.person_size), ("--cloth-size", args.cloth_size)):
-        factor = vae_factor_for(args.base, args.vae_factor)
         if size is not None and (size[0] % factor or size[1] % factor):
             raise TrainingOptionError(f"{flag} {size[0]}x{size[1]} must be a multiple of the VAE factor {factor} (--vae-factor)")
     if args.threads is not None and args.threads < 1:

@@ -19,18 +19,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
+from ...models.errors import AtelierError
 from ...models.outfitgan.ccm import CollocationClassifier
 from ...models.outfitgan.config import OutfitGANConfig
 from ...models.outfitgan.generator import OutfitGenerator
 from ...models.outfitgan.losses import ccm_classification_loss
 from ...models.outfitgan.spec import OUTFITGAN, outfitgan_base
 from ...models.weights import save_weight_file
+from ..ablations.stats import mean_sd
 from ..metrics import compatibility_auc
 from ..toyworld.color_rules import COLOR_RULES, DEFAULT_COLOR_RULE
 from ..toyworld.outfits import CLAUSES
@@ -39,8 +42,8 @@ from .data import RuleOutfits
 SCORE_BATCH = 64
 
 
-class JudgeConfigError(ValueError):
-    """A JudgeConfig field is out of range."""
+class JudgeConfigError(AtelierError, ValueError):
+    """A JudgeConfig field is out of range; the message names the field (the flag of the same name)."""
 
 
 @dataclass(frozen=True)
@@ -137,11 +140,6 @@ def judge_scores(ccm: CollocationClassifier, items: torch.Tensor) -> torch.Tenso
     return torch.cat([ccm.score(items[i:i + SCORE_BATCH]) for i in range(0, len(items), SCORE_BATCH)])
 
 
-def judge_auc(ccm: CollocationClassifier, items: torch.Tensor, labels: torch.Tensor) -> float:
-    """ROC AUC of the CCM's scores on outfits (B, N, 3, S, S) with labels (B,) (1 = compatible)."""
-    return compatibility_auc(judge_scores(ccm, items).tolist(), (labels > 0.5).tolist())
-
-
 def clause_aucs(scores: torch.Tensor, labels: torch.Tensor, broken: tuple[tuple[str, ...], ...]) -> dict[str, float]:
     """Per clause, the AUC of compatible outfits against the incompatible ones that break only that clause
     (clauses no held-out outfit breaks alone are left out)."""
@@ -212,20 +210,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Train one judge per seed, print the AUCs as JSON, and save the first one when asked."""
+    """Train one judge per seed, print the AUCs as JSON, and save the first one when asked; a user
+    error is one line."""
     args = parse_args(argv)
-    config = JudgeConfig(
-        rule=args.rule, size=args.size, train_outfits=args.train_outfits, test_outfits=args.test_outfits,
-        steps=args.steps, batch_size=args.batch_size, lr=args.lr, world_seed=args.world_seed,
-        test_seed=args.test_seed, test_start=args.test_start,
-    )
+    try:
+        config = JudgeConfig(
+            rule=args.rule, size=args.size, train_outfits=args.train_outfits, test_outfits=args.test_outfits,
+            steps=args.steps, batch_size=args.batch_size, lr=args.lr, world_seed=args.world_seed,
+            test_seed=args.test_seed, test_start=args.test_start,
+        )
+    except AtelierError as error:
+        sys.exit(f"error: {error}")
     results = judge_aucs(config, args.seeds)
     if args.out:
         save_judge(args.out, results[0])
     aucs = [result.auc for result in results]
+    auc_mean, auc_sd = mean_sd(aucs)
     print(json.dumps({
-        "rule": config.rule, "seeds": args.seeds, "auc": aucs, "auc_mean": float(np.mean(aucs)),
-        "auc_sd": float(np.std(aucs, ddof=1)) if len(aucs) > 1 else 0.0,
+        "rule": config.rule, "seeds": args.seeds, "auc": aucs, "auc_mean": auc_mean, "auc_sd": auc_sd,
         "auc_by_clause": [result.auc_by_clause for result in results],
         "seconds": [round(result.seconds, 1) for result in results], "out": args.out,
     }, indent=2))

@@ -28,11 +28,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from collections import Counter, defaultdict
 from dataclasses import replace
 
 import numpy as np
 
+from ...models.errors import AtelierError
+from ..ablations.stats import mean_sd
 from ..toyworld.color_rules import COLOR_RULES, OUTFIT_SLOTS, color_rule
 from ..toyworld.garments import sample_garment
 from ..toyworld.outfits import OutfitDesign, is_compatible, sample_outfit
@@ -40,6 +43,10 @@ from .data import RuleOutfits
 from .judge import JudgeConfig, judge_aucs
 
 TARGET_SLOTS: tuple[str, ...] = OUTFIT_SLOTS[1:]
+
+
+class LearnabilityOptionError(AtelierError, ValueError):
+    """An option of the learnability command is out of range; the message names the flag."""
 OLD_RULE, NEW_RULE = "accents", "palette"
 
 
@@ -144,8 +151,8 @@ def judge_columns(rule: str, config: JudgeConfig, seeds: list[int]) -> dict[str,
     results = judge_aucs(replace(config, rule=rule), seeds)
 
     def spread(values: list[float]) -> str:
-        sd = f" ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else ""
-        return f"{np.mean(values):.3f}{sd} (n={len(values)})"
+        mean, sd = mean_sd(values)
+        return f"{mean:.3f}{f' ± {sd:.3f}' if len(values) > 1 else ''} (n={len(values)})"
 
     colour = [r.auc_by_clause["color"] for r in results if "color" in r.auc_by_clause]
     return {"judge_auc": spread([r.auc for r in results]), "judge_auc_color": spread(colour) if colour else "n/a"}
@@ -183,16 +190,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--json", action="store_true", help="print JSON instead of a markdown table")
     args = p.parse_args(argv)
     if args.outfits < 1 or args.judge_steps < 0:
-        raise ValueError("--outfits must be >= 1 and --judge-steps >= 0")
+        raise LearnabilityOptionError("--outfits must be >= 1 and --judge-steps >= 0")
     return args
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Measure each rule and print the table (or JSON)."""
-    args = parse_args(argv)
+    """Measure each rule and print the table (or JSON); a user error is one line."""
+    try:
+        args = parse_args(argv)
+        judge = JudgeConfig(steps=args.judge_steps, train_outfits=args.judge_train_outfits,
+                            test_outfits=args.judge_test_outfits, size=args.judge_size)
+    except AtelierError as error:
+        sys.exit(f"error: {error}")
     columns: dict[str, dict[str, object]] = {}
-    judge = JudgeConfig(steps=args.judge_steps, train_outfits=args.judge_train_outfits,
-                        test_outfits=args.judge_test_outfits, size=args.judge_size)
     for rule in args.rules:
         column: dict[str, object] = learnability(rule, args.outfits, args.seed)
         if args.judge_steps:
