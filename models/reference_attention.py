@@ -20,6 +20,8 @@ from .row_plan import RowPlan
 PlainAttention = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 # The CROSS read's attention term for the reading rows, (q_read, k_ref, v_ref) -> (R, T, H·D), before λ.
 CrossAttention = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+# The CONCAT read for the reading rows, (q, k_self, v_self, k_ref, v_ref) -> (R, T, H·D), strengths included.
+ConcatAttention = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def multihead_attention(
@@ -71,6 +73,7 @@ def read_reference(
     query_mask: torch.Tensor | None,
     plain_attention: PlainAttention,
     cross_attention: CrossAttention | None = None,
+    concat_attention: ConcatAttention | None = None,
 ) -> torch.Tensor:
     """Self-attention output of one site with the reference read into the rows ``plan.rows``.
 
@@ -83,19 +86,23 @@ def read_reference(
         plain_attention: the host's unpatched attention, used for rows that do not read.
         cross_attention: the CROSS term Softmax(QK'ᵀ/√d)V' for the reading rows; None = one softmax
             over all reference tokens (AnyDressing passes its per-garment Dressing-Attention).
+        concat_attention: the CONCAT read for the reading rows; None = one softmax with the reference
+            tokens' mass scaled by ``strength`` (a garment reader passes its per-garment weights).
     """
     rows = plan.rows.to(q.device)
+    if mode == ReadMode.CONCAT and concat_attention is None:
+        def concat_attention(q_read, k_own, v_own, k_read, v_read):
+            return concat_reference_attention(q_read, k_own, v_own, k_read, v_read, heads, strength)
+
     if mode == ReadMode.CONCAT and plan.reads_all_rows and query_mask is None:
-        return concat_reference_attention(q, k_self, v_self, k_ref, v_ref, heads, strength)
+        return concat_attention(q, k_self, v_self, k_ref, v_ref)
 
     plain = plain_attention(q, k_self, v_self)
     if plan.reads_no_row:
         return plain
     q_read = q.index_select(0, rows)
     if mode == ReadMode.CONCAT:
-        patched = concat_reference_attention(
-            q_read, k_self.index_select(0, rows), v_self.index_select(0, rows), k_ref, v_ref, heads, strength
-        )
+        patched = concat_attention(q_read, k_self.index_select(0, rows), v_self.index_select(0, rows), k_ref, v_ref)
         delta = patched - plain.index_select(0, rows)
     elif cross_attention is None:
         delta = strength * multihead_attention(q_read, k_ref, v_ref, heads)

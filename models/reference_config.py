@@ -23,10 +23,14 @@ class ReadMode(str, Enum):
 
 
 class UncondPolicy(str, Enum):
-    """What the unconditional CFG chunk sees: the same reference as the conditional one, or none."""
+    """What the unconditional CFG chunk sees: the same reference as the conditional one, none, or
+    ``ZERO``: as many reference tokens, all zero (MagicClothing's CFG reads ``zeros_like`` garment
+    features; with SD1.5's bias-free to_k/to_v they are zero keys and values that still take
+    attention mass in a concat read)."""
 
     SAME = "same"
     NONE = "none"
+    ZERO = "zero"
 
 
 class Refresh(str, Enum):

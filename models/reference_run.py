@@ -16,11 +16,11 @@ import torch
 
 from .errors import ReferenceInputError
 from .masks import mask_to_tokens
-from .reference_attention import CrossAttention, PlainAttention, read_reference
+from .reference_attention import ConcatAttention, CrossAttention, PlainAttention, read_reference
 from .reference_bank import ReferenceBank
 from .reference_config import ReadMode, ReferenceConfig, UncondPolicy
 from .reference_projections import ReferenceProjections
-from .row_plan import RowPlan, plan_rows
+from .row_plan import UNCOND_CHUNK, RowPlan, plan_rows
 from .sites import AttentionSite
 
 KVProjection = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -28,11 +28,24 @@ KVProjection = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 @dataclass(frozen=True)
 class CallState:
-    """What the current UNet call looks like: its row plan, latent size and schedule gate."""
+    """What the current UNet call looks like: its row plan, latent size and schedule gate.
+
+    ``zero_rows``: (R, 1, 1), 0 for reading rows of an unconditional chunk under UncondPolicy.ZERO
+    and 1 elsewhere; None when no row reads zeros.
+    """
 
     plan: RowPlan
     latent_hw: tuple[int, int]
     active: bool
+    zero_rows: torch.Tensor | None = None
+
+
+def zero_rows(plan: RowPlan, cond_or_uncond: Sequence[int], policy: UncondPolicy) -> torch.Tensor | None:
+    """The reading rows' keep factors under UncondPolicy.ZERO (see CallState), or None."""
+    if policy != UncondPolicy.ZERO or UNCOND_CHUNK not in cond_or_uncond:
+        return None
+    kinds = torch.tensor(list(cond_or_uncond), dtype=torch.long)[plan.rows // plan.latent_batch]  # (R,) chunk of each row
+    return (kinds != UNCOND_CHUNK).float().view(-1, 1, 1)  # (R, 1, 1)
 
 
 class ReferenceRun:
@@ -94,7 +107,7 @@ class ReferenceRun:
         if plan is None:
             plan = plan_rows(total_rows, cond_or_uncond, sources, policy, self.mask_batch)
             self._plans[key] = plan
-        self.call = CallState(plan=plan, latent_hw=latent_hw, active=active)
+        self.call = CallState(plan=plan, latent_hw=latent_hw, active=active, zero_rows=zero_rows(plan, cond_or_uncond, policy))
 
     @property
     def source_batch(self) -> int | None:
@@ -137,7 +150,12 @@ class ReferenceRun:
             projected = project(self.bank.get(site))  # (B_ref, T_ref, inner) each
             self._projected[site.name] = projected
         bank_rows = self.call.plan.bank_rows.to(projected[0].device)
-        return projected[0].index_select(0, bank_rows), projected[1].index_select(0, bank_rows)
+        k_ref, v_ref = projected[0].index_select(0, bank_rows), projected[1].index_select(0, bank_rows)
+        keep = self.call.zero_rows
+        if keep is not None:  # UncondPolicy.ZERO: the unconditional rows read zero tokens
+            keep = keep.to(device=k_ref.device, dtype=k_ref.dtype)
+            k_ref, v_ref = k_ref * keep, v_ref * keep
+        return k_ref, v_ref
 
     def read(
         self,
@@ -165,10 +183,15 @@ class ReferenceRun:
             query_mask=self.query_mask(site, q),
             plain_attention=plain_attention,
             cross_attention=self.cross_attention(site, heads),
+            concat_attention=self.concat_attention(site, heads),
         )
 
     def cross_attention(self, site: AttentionSite, heads: int) -> CrossAttention | None:
         """The CROSS term at ``site``; None = one softmax over the whole bank (a subclass may split it)."""
+        return None
+
+    def concat_attention(self, site: AttentionSite, heads: int) -> ConcatAttention | None:
+        """The CONCAT read at ``site``; None = one softmax with the strength as a logit bias (a subclass may split it)."""
         return None
 
     def release(self) -> None:

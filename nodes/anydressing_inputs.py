@@ -55,12 +55,15 @@ def garment_mask_batch(mask: torch.Tensor, count: int) -> torch.Tensor:
     return masks.reshape(masks.shape[0] // count, count, *masks.shape[1:])  # (B_m, N, H, W)
 
 
-def whiten_outside(images: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Paint garment-image pixels outside ``mask`` white (the in-shop background GarmentsNet expects).
+def whiten_outside(images: torch.Tensor, mask: torch.Tensor | None, background: float = 1.0) -> torch.Tensor:
+    """Paint garment-image pixels outside ``mask`` white (the in-shop background GarmentsNet expects),
+    or the grey level ``background``.
 
     Args:
         images: (N, H, W, 3) in [0, 1].
         mask: a MASK of 1 (shared) or N masks, any size (resized bilinearly), or None.
+        background: the value painted outside the mask (1 = white; MagicClothing's 0.5 = its
+            ``image × mask`` in [-1, 1]).
     """
     if mask is None:
         return images
@@ -71,4 +74,4 @@ def whiten_outside(images: torch.Tensor, mask: torch.Tensor | None) -> torch.Ten
         )
     resized = F.interpolate(masks.unsqueeze(1), size=images.shape[1:3], mode="bilinear", align_corners=False)  # (M, 1, H, W)
     alpha = resized.squeeze(1).unsqueeze(-1).to(images)  # (M, H, W, 1)
-    return images * alpha + (1.0 - alpha)
+    return images * alpha + background * (1.0 - alpha)

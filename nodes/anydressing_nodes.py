@@ -42,6 +42,30 @@ UNCOND_CHOICES: tuple[str, ...] = ("no_garment", "same", "garment_guidance")
 
 
 @dataclass(frozen=True)
+class GarmentReader:
+    """How the denoiser reads garments encoded by one weight file: AnyDressing's Dressing-Attention,
+    or the read of a public reference network (garment_network_nodes.py).
+
+    Args:
+        name: the weight file that encoded the garments (garments of different files do not mix).
+        base: the SD1.5 size the file was made for.
+        sites: the self-attention sites that read the garments.
+        mode: ``cross`` (frozen self-attention + λ·attention to the garments) or ``concat`` (the
+            garments' tokens join the self-attention's keys and values).
+        projections: learned W'k, W'v in a ModelPatcher, or None for the layer's own Wk, Wv.
+        no_garment: what the unconditional branch reads for "no garment": nothing (NONE), or as
+            many zero tokens (ZERO), as the network was trained.
+    """
+
+    name: str
+    base: BaseModel
+    sites: tuple[str, ...]
+    mode: ReadMode
+    projections: comfy.model_patcher.ModelPatcher | None
+    no_garment: UncondPolicy = UncondPolicy.NONE
+
+
+@dataclass(frozen=True)
 class DressingWeights:
     """A loaded AnyDressing weight file: GFE LoRA and Dressing-Attention projections, each wrapped
     once in a ModelPatcher so ComfyUI loads and offloads them with the UNet."""
@@ -52,13 +76,27 @@ class DressingWeights:
     lora: comfy.model_patcher.ModelPatcher
     projections: comfy.model_patcher.ModelPatcher
 
+    @property
+    def reader(self) -> GarmentReader:
+        """Dressing-Attention (eq. 6) with this file's W'k, W'v at its sites."""
+        return GarmentReader(self.name, self.base, self.config.sites, ReadMode.CROSS, self.projections)
+
 
 @dataclass(frozen=True)
 class Garments:
-    """Encoded garments: their bank (on the intermediate device) and the weights that made it."""
+    """Encoded garments: their bank (on the intermediate device) and how the denoiser reads them."""
 
-    weights: DressingWeights
+    reader: GarmentReader
     bank: GarmentBank
+
+
+def check_previous(previous: Garments | None, name: str, weights_input: str) -> None:
+    """Garments chained through 'previous' must come from the same weight file as this node's."""
+    if previous is not None and previous.reader.name != name:
+        raise ReferenceInputError(
+            f"'previous' garments were encoded with '{previous.reader.name}' but '{weights_input}' is '{name}'; "
+            f"encode every garment with the same weights"
+        )
 
 
 class DressingLoaderNode(io.ComfyNode):
@@ -133,11 +171,7 @@ class EncodeGarmentsNode(io.ComfyNode):
         require_sd15(model)
         require_sd15_vae(vae)
         require_base(model, dressing.base, "dressing")
-        if previous is not None and previous.weights.name != dressing.name:
-            raise ReferenceInputError(
-                f"'previous' garments were encoded with '{previous.weights.name}' but 'dressing' is '{dressing.name}'; "
-                f"encode every garment with the same dressing weights"
-            )
+        check_previous(previous, dressing.name, "dressing")
         check_reference_image(garments, "garments")
         images = crop_to_multiple_of_8(garments)[..., :3]
         names = parse_categories(categories, images.shape[0], dressing.config)
@@ -151,7 +185,7 @@ class EncodeGarmentsNode(io.ComfyNode):
         )
         encoded = GarmentBank.from_rows(rows, names).to(comfy.model_management.intermediate_device())
         parts = [encoded] if previous is None else [previous.bank, encoded]
-        return io.NodeOutput(Garments(weights=dressing, bank=GarmentBank.join(parts)))
+        return io.NodeOutput(Garments(reader=dressing.reader, bank=GarmentBank.join(parts)))
 
 
 class ApplyDressingNode(io.ComfyNode):
@@ -170,21 +204,25 @@ class ApplyDressingNode(io.ComfyNode):
             ),
             inputs=[
                 io.Model.Input("model", tooltip="The SD1.5 MODEL to sample with."),
-                GarmentsType.Input("garments", tooltip="From Atelier Encode Garments."),
+                GarmentsType.Input("garments", tooltip="From Atelier Encode Garments or Atelier Encode Garments "
+                                   "(Reference Network)."),
                 io.Float.Input("strength", default=PAPER_LAMBDA, min=0.0, max=2.0, step=0.05,
-                               tooltip="λ of Dressing-Attention (the paper uses 0.7). 0 leaves the model untouched."),
+                               tooltip="AnyDressing and IMAGDressing: λ of the added garment attention (AnyDressing's "
+                               "paper uses 0.7, IMAGDressing's code 1.0). Concatenating networks (MagicClothing): a "
+                               "multiplier on the garments' attention mass (1 = as trained). 0 leaves the model untouched."),
                 io.String.Input("garment_strengths", default="",
                                 tooltip="Optional λ per garment, comma-separated in encode order (e.g. '0.7, 0.4'); empty = "
                                 "'strength' for every garment."),
                 *schedule_window_inputs("the garments are"),
                 io.Combo.Input("uncond", options=list(UNCOND_CHOICES), default="no_garment",
                                tooltip="What the negative CFG branch sees. no_garment: CFG also guides the garments "
-                               "(strong, as in training). same: the garments too (weaker). garment_guidance: its own "
-                               "scale for the garments ('garment_guidance' below; one extra UNet pass per step)."),
+                               "(strong, as in training; for MagicClothing this is its zero-garment branch). same: the "
+                               "garments too (weaker). garment_guidance: its own scale for the garments ('garment_guidance' "
+                               "below; one extra UNet pass per step; MagicClothing's cloth guidance)."),
                 io.Float.Input("garment_guidance", default=3.0, min=0.0, max=30.0, step=0.1,
                                tooltip="Garment guidance scale, used with uncond = garment_guidance: 1 gives the same "
                                "result as uncond = same (garments unguided); the sampler's CFG value gives the same "
-                               "result as no_garment."),
+                               "result as no_garment. MagicClothing's published value is 2.5 (with CFG 5)."),
                 io.Mask.Input("garment_masks", optional=True,
                               tooltip="Optional target region of each garment in the generated image (1 = allowed): one "
                               "mask per garment in encode order, or one per garment for each latent. Any size."),
@@ -201,8 +239,8 @@ class ApplyDressingNode(io.ComfyNode):
                 end_percent: float, uncond: str, garment_guidance: float,
                 garment_masks: torch.Tensor | None = None) -> io.NodeOutput:
         require_sd15(model)
-        weights = garments.weights
-        require_base(model, weights.base, "garments")
+        reader = garments.reader
+        require_base(model, reader.base, "garments")
         count = garments.bank.count
         strengths = parse_strengths(garment_strengths, count, strength)
         masks = None if garment_masks is None else garment_mask_batch(garment_masks, count)
@@ -211,15 +249,16 @@ class ApplyDressingNode(io.ComfyNode):
             return io.NodeOutput(patched)
         same = all(value == strengths[0] for value in strengths)
         config = ReferenceConfig(
-            mode=ReadMode.CROSS, strength=strengths[0] if same else 1.0,
-            site_weights={name: 1.0 for name in weights.config.sites},
+            mode=reader.mode, strength=strengths[0] if same else 1.0,
+            site_weights={name: 1.0 for name in reader.sites},
             start_percent=start_percent, end_percent=end_percent,
-            uncond=UncondPolicy.SAME if uncond == "same" else UncondPolicy.NONE,
+            uncond=UncondPolicy.SAME if uncond == "same" else reader.no_garment,
         )
         attachment = DressingAttachment(
-            config, garments.bank, weights.projections.model, garment_weights=None if same else strengths,
+            config, garments.bank, None if reader.projections is None else reader.projections.model,
+            garment_weights=None if same else strengths,
             garment_masks=masks, garment_guidance=garment_guidance if uncond == "garment_guidance" else None,
-            projections_patcher=weights.projections,
+            projections_patcher=reader.projections,
         )
         attachment.install(patched)
         return io.NodeOutput(patched)

@@ -14,7 +14,8 @@ from ..models.reference_config import (
     UncondPolicy,
 )
 from .combo_check import combo_errors
-from .model_check import require_sd15, require_sd15_vae
+from .model_check import base_of, require_base, require_sd15, require_sd15_vae
+from .prompt import conditioning_context
 from .reference_attachment import ReferenceAttachment
 from .reference_image import encode_reference
 from .reference_source import SameModelReference
@@ -53,8 +54,9 @@ class ReferenceAttentionNode(io.ComfyNode):
                 io.Combo.Input("sites", options=list(CHOICES["sites"]), default="all",
                                tooltip="Which of the 16 self-attention layers read the reference."),
                 io.Combo.Input("uncond", options=list(CHOICES["uncond"]), default=UncondPolicy.SAME.value,
-                               tooltip="What the negative (unconditional) CFG branch sees: the same reference, or "
-                               "none (CFG then pushes towards the reference; stronger, can over-saturate)."),
+                               tooltip="What the negative (unconditional) CFG branch sees: the same reference, "
+                               "none (CFG then pushes towards the reference; stronger, can over-saturate), or zero: as "
+                               "many all-zero reference tokens (how MagicClothing trained its guidance)."),
                 io.Combo.Input("refresh", options=list(CHOICES["refresh"]), default=Refresh.ONCE.value,
                                tooltip="once: one reference pass per sampling run on the clean image (fast). "
                                "every_step: a pass at every step on the reference noised to the current sigma."),
@@ -64,6 +66,13 @@ class ReferenceAttentionNode(io.ComfyNode):
                 io.Mask.Input("mask", optional=True,
                               tooltip="Where in the generated image the reference applies (1 = apply). Any "
                               "resolution; one mask for the batch or one per latent."),
+                io.Model.Input("reference_model", optional=True,
+                               tooltip="A separate reference network that reads the reference instead of 'model' "
+                               "(e.g. MagicClothing's or StableGarment's garment UNet from Atelier Load Garment "
+                               "Network, or any SD1.5 UNet from Load Diffusion Model). Same SD1.5 size as 'model'."),
+                io.Conditioning.Input("reference_conditioning", optional=True,
+                                      tooltip="The text the reference pass reads (its first entry); default: the "
+                                      "positive prompt. MagicClothing's garment pass reads the empty prompt."),
             ],
             outputs=[io.Model.Output()],
         )
@@ -78,9 +87,12 @@ class ReferenceAttentionNode(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, vae, reference, strength, mode, start_percent, end_percent, sites, uncond, refresh,
-                reference_size, mask=None) -> io.NodeOutput:
+                reference_size, mask=None, reference_model=None, reference_conditioning=None) -> io.NodeOutput:
         require_sd15(model)
         require_sd15_vae(vae)
+        if reference_model is not None:
+            require_sd15(reference_model, "reference_model")
+            require_base(model, base_of(reference_model), "reference_model")
         config = ReferenceConfig.for_group(
             sites, mode=ReadMode(mode), strength=strength, start_percent=start_percent, end_percent=end_percent,
             uncond=UncondPolicy(uncond), refresh=Refresh(refresh), reference_size=ReferenceSize(reference_size),
@@ -89,7 +101,12 @@ class ReferenceAttentionNode(io.ComfyNode):
         if strength == 0.0:
             return io.NodeOutput(patched)
         latent = encode_reference(vae, reference)
-        source = SameModelReference(latent, config.enabled_site_names, config.refresh, config.reference_size)
+        source = SameModelReference(
+            latent, config.enabled_site_names, config.refresh, config.reference_size, network=reference_model,
+            context=conditioning_context(reference_conditioning, "reference_conditioning"),
+        )
         attachment = ReferenceAttachment(config, source, mask=None if mask is None else as_mask_batch(mask))
         attachment.install(patched)
+        if reference_model is not None:
+            patched.set_additional_models(f"{attachment.run_key}_reference_model", [reference_model])
         return io.NodeOutput(patched)

@@ -41,7 +41,8 @@ class ReferenceSource(Protocol):
 
 
 class SameModelReference:
-    """Runs the sampled UNet itself over a VAE-encoded reference latent and banks its attn1 inputs.
+    """Runs the sampled UNet (or a separate reference network) over a VAE-encoded reference latent
+    and banks its attn1 inputs.
 
     ``Refresh.ONCE``: the clean latent at sigma 0 (timestep 0), once per run.
     ``Refresh.EVERY_STEP``: the latent noised to the current sigma with noise fixed for the run.
@@ -51,13 +52,20 @@ class SameModelReference:
         site_names: sites to bank.
         refresh: when the bank is written.
         reference_size: what to do when ``latent`` and the sampled latent differ in size.
+        network: a separate reference UNet (a ModelPatcher of the same SD1.5 size, e.g. a garment
+            network such as MagicClothing's) that runs the reference pass instead of the sampled
+            UNet; the caller attaches it with ``set_additional_models`` so it is loaded with it.
+        context: (1, L, C) text context of the reference pass; None = the first positive prompt's.
     """
 
-    def __init__(self, latent: torch.Tensor, site_names: tuple[str, ...], refresh: Refresh, reference_size: ReferenceSize) -> None:
+    def __init__(self, latent: torch.Tensor, site_names: tuple[str, ...], refresh: Refresh, reference_size: ReferenceSize,
+                 network=None, context: torch.Tensor | None = None) -> None:
         self.latent = latent
         self.site_names = site_names
         self.refresh = refresh
         self.reference_size = reference_size
+        self.network = network
+        self.context = context
 
     def _reference_latent(self, base_model, x: torch.Tensor) -> torch.Tensor:
         latent = base_model.process_latent_in(self.latent.to(device=x.device, dtype=torch.float32))  # (B_ref, 4, h, w)
@@ -68,6 +76,8 @@ class SameModelReference:
     def capture(self, base_model, x: torch.Tensor, sigma: torch.Tensor, inputs: RunInputs, context_like: torch.Tensor) -> ReferenceBank:
         """One reference pass; ``x``/``sigma``/``context_like`` are the current UNet call's input,
         sigmas and text context (the latter only sets the shape of a zero fallback context)."""
+        if self.network is not None:
+            base_model = self.network.model
         latent = self._reference_latent(base_model, x)
         rows = latent.shape[0]
         if self.refresh == Refresh.EVERY_STEP:
@@ -78,7 +88,9 @@ class SameModelReference:
         else:
             ref_sigma = torch.zeros(rows, device=latent.device, dtype=latent.dtype)
 
-        context = inputs.context if inputs.context is not None else torch.zeros_like(context_like[:1])
+        context = self.context if self.context is not None else inputs.context
+        if context is None:
+            context = torch.zeros_like(context_like[:1])
         return write_bank(base_model, latent, ref_sigma, context, ReferenceBank(), self.site_names)
 
 

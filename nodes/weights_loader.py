@@ -19,21 +19,28 @@ def weight_file_names() -> list[str]:
     return folder_paths.get_filename_list(FOLDER_NAME)
 
 
+def file_system(name: str) -> str | None:
+    """The Atelier system of a file in ``models/atelier/`` (by metadata or key signature; only the
+    safetensors header is read), or None for unreadable files, pickles and other files."""
+    path = folder_paths.get_full_path(FOLDER_NAME, name)
+    if path is None or not name.endswith(".safetensors"):  # gone since the folder was listed, or not ours
+        return None
+    try:
+        with safe_open(path, framework="pt") as handle:
+            return recognise_system(handle.metadata() or {}, set(handle.keys())).name
+    except (OSError, SafetensorError, WeightFileError):
+        return None
+
+
 def system_file_names(system: str) -> list[str]:
-    """Files in ``models/atelier/`` that are ``system`` weight files (by metadata or key signature;
-    only the safetensors header is read). Unreadable files and other systems' files are left out."""
-    names = []
-    for name in weight_file_names():
-        path = folder_paths.get_full_path(FOLDER_NAME, name)
-        if path is None:  # listed by a stale folder cache but gone
-            continue
-        try:
-            with safe_open(path, framework="pt") as handle:
-                if recognise_system(handle.metadata() or {}, set(handle.keys())).name == system:
-                    names.append(name)
-        except (OSError, SafetensorError, WeightFileError):
-            continue
-    return names
+    """Files in ``models/atelier/`` that are ``system`` weight files; other files are left out."""
+    return [name for name in weight_file_names() if file_system(name) == system]
+
+
+def foreign_file_names(suffixes: tuple[str, ...]) -> list[str]:
+    """Files in ``models/atelier/`` ending in ``suffixes`` that are not Atelier weight files
+    (downloaded public networks, recognised from their keys only when loaded)."""
+    return [name for name in weight_file_names() if name.endswith(suffixes) and file_system(name) is None]
 
 
 def load_atelier_weights(file_name: str, system: str, base: BaseModel | None = None) -> WeightFile:

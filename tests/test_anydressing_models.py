@@ -535,8 +535,8 @@ def test_record_maps_fills_every_site_with_maps_summing_to_one(unet, sample, gar
 
 
 def test_dressing_run_input_errors(garments):
-    with pytest.raises(ReferenceInputError, match="'cross'"):
-        DressingRun(ReferenceConfig(mode=ReadMode.CONCAT), garments)
+    with pytest.raises(ReferenceInputError, match="IGL's attention maps are recorded in 'cross' mode"):
+        DressingRun(ReferenceConfig(mode=ReadMode.CONCAT), garments, record_maps=True)
     config = ReferenceConfig(mode=ReadMode.CROSS)
     with pytest.raises(ReferenceInputError, match="got 3 garment strengths for 2 garments"):
         DressingRun(config, garments, garment_weights=(1.0, 1.0, 1.0))

@@ -3,6 +3,7 @@ Dressing-Attention agree with the diffusers host for the same weights, and the t
 end to end through the sampler. Needs COMFYUI_PATH."""
 
 import copy
+import dataclasses
 import math
 import shutil
 from types import SimpleNamespace
@@ -240,7 +241,7 @@ def test_bad_inputs_name_what_to_fix(world, two_garments):
         apply(world, two_garments, garment_masks=torch.ones(3, 8, 8))
     with pytest.raises(ReferenceInputError, match="'garments'"):
         encode(world, torch.rand(1, 32, 32, 3), "upper")
-    bigger = SimpleNamespace(weights=SimpleNamespace(**{**vars(two_garments.weights), "base": BaseModel()}), bank=two_garments.bank)
+    bigger = SimpleNamespace(reader=dataclasses.replace(two_garments.reader, base=BaseModel()), bank=two_garments.bank)
     with pytest.raises(UnsupportedModelError, match="'garments' was made for .*model_channels 320"):
         apply(world, bigger)
     mismatched = apply(world, two_garments, garment_masks=torch.ones(6, 8, 8))

@@ -11,13 +11,16 @@ SNAPSHOT = Path(__file__).parent / "snapshots" / "object_info_atelier.json"
 UPDATE_ENV = "ATELIER_UPDATE_SNAPSHOT"
 
 # Node ids are public API: once shipped, an id stays. Add new ids here; never remove or rename one.
-FILE_COMBOS = ("weights", "pose_file")  # combos that list files on disk
+FILE_COMBOS = ("weights", "pose_file", "parser", "network", "denoising_unet", "reference_unet", "pose_guider")  # combos that list files (or model folders) on disk
 SHIPPED_NODE_IDS = {"AtelierReferenceAttention"}
 SHIPPED_NODE_IDS |= {"AtelierOutfitGANLoader", "AtelierOutfitComplete", "AtelierOutfitCompatibility"}  # issue 5
 SHIPPED_NODE_IDS |= {"AtelierText2GraphParse", "AtelierText2GraphEncode", "AtelierText2GraphRender"}  # issue 6
 SHIPPED_NODE_IDS |= {"AtelierDressingLoader", "AtelierEncodeGarments", "AtelierApplyDressing"}  # issue 4
 SHIPPED_NODE_IDS |= {"AtelierIGRLoader", "AtelierGarmentRestoration", "AtelierGarmentMaskFromParsing"}  # issue 8
 SHIPPED_NODE_IDS |= {"AtelierTruePoseLoader", "AtelierEncodePoseSource", "AtelierApplyTruePose", "AtelierLoadPoseKeypoint"}  # issue 9
+SHIPPED_NODE_IDS |= {"AtelierHumanParserLoader", "AtelierHumanParsing"}
+SHIPPED_NODE_IDS |= {"AtelierGarmentNetworkLoader", "AtelierEncodeReferenceGarments", "AtelierApplyStableGarment"}
+SHIPPED_NODE_IDS |= {"AtelierAnimateAnyoneLoader", "AtelierEncodeAnimateAnyoneSource", "AtelierApplyAnimateAnyone"}
 
 
 def test_snapshot_lists_every_shipped_node_with_the_pack_prefix():

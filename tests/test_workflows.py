@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from comfy_fixtures import execute_prompt, requires_comfyui
+from PIL import Image
 from workflow_tools import check_workflow, load_object_info, workflow_to_api
 
 REPO = Path(__file__).resolve().parent.parent
@@ -17,7 +16,7 @@ SNAPSHOTS = Path(__file__).parent / "snapshots"
 WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
 # Smaller than the shipped defaults so a CPU test run takes seconds; everything else as shipped.
 FAST_WIDGETS = {"EmptyLatentImage": {"width": 64, "height": 64}, "KSampler": {"steps": 2},
-                "AtelierGarmentRestoration": {"width": 64, "height": 64}}
+                "AtelierGarmentRestoration": {"width": 64, "height": 64}, "ImageScale": {"width": 64, "height": 64}}
 
 
 def workflow_assets() -> dict:
@@ -36,6 +35,26 @@ def object_info():
     return load_object_info(SNAPSHOTS / "object_info_core-0.3.64.json", SNAPSHOTS / "object_info_atelier.json")
 
 
+def prepared_prompt(path: Path, comfy_node_registry, tiny_sd15_checkpoint: Path, picture) -> dict:
+    """The API prompt of a shipped workflow, ready to run on the tiny checkpoint: its model files
+    written by the workflow assets, each LoadImage's file written from ``picture(name)`` (an (H, W, 3)
+    uint8 array) unless an asset wrote it, and FAST_WIDGETS applied."""
+    comfy_node_registry.folder_paths.add_model_folder_path("checkpoints", str(tiny_sd15_checkpoint.parent))
+    prompt = workflow_to_api(json.loads(path.read_text()), object_info())
+    assets = workflow_assets()
+    for node in prompt.values():
+        inputs = node["inputs"]
+        if "ckpt_name" in inputs:
+            inputs["ckpt_name"] = tiny_sd15_checkpoint.name
+        for value in inputs.values():
+            if isinstance(value, str) and value in assets:
+                assets[value](comfy_node_registry)
+        if node["class_type"] == "LoadImage" and inputs["image"] not in assets:  # an asset wrote its own file
+            Image.fromarray(np.ascontiguousarray(picture(inputs["image"]))).save(comfy_node_registry.input_dir / inputs["image"])
+        inputs.update(FAST_WIDGETS.get(node["class_type"], {}))
+    return prompt
+
+
 def test_workflows_are_shipped():
     assert WORKFLOWS, "workflows/ holds no example workflow"
 
@@ -51,22 +70,12 @@ def test_workflow_validates_offline(path):
 @requires_comfyui
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
 def test_workflow_executes_in_comfyui(path, comfy_server_nodes, comfy_node_registry, tiny_sd15_checkpoint):
-    folder_paths = comfy_node_registry.folder_paths
-    folder_paths.add_model_folder_path("checkpoints", str(tiny_sd15_checkpoint.parent))
     rng = np.random.default_rng(0)
-    prompt = workflow_to_api(json.loads(path.read_text()), object_info())
-    assets = workflow_assets()
-    for node in prompt.values():
-        inputs = node["inputs"]
-        if "ckpt_name" in inputs:
-            inputs["ckpt_name"] = tiny_sd15_checkpoint.name
-        for value in inputs.values():
-            if isinstance(value, str) and value in assets:
-                assets[value](comfy_node_registry)
-        if node["class_type"] == "LoadImage" and inputs["image"] not in assets:  # an asset wrote its own file
-            pixels = (rng.random((96, 96, 3)) * 255).astype(np.uint8)
-            Image.fromarray(pixels).save(comfy_node_registry.input_dir / inputs["image"])
-        inputs.update(FAST_WIDGETS.get(node["class_type"], {}))
+
+    def random_picture(name: str) -> np.ndarray:
+        return (rng.random((96, 96, 3)) * 255).astype(np.uint8)
+
+    prompt = prepared_prompt(path, comfy_node_registry, tiny_sd15_checkpoint, random_picture)
     result = execute_prompt(prompt)
     saved = list(comfy_node_registry.output_dir.glob("atelier_*.png"))
     assert saved, f"{path.name} ran but saved no image (outputs: {result})"

@@ -1,8 +1,10 @@
-"""The per-sampling-run state of AnyDressing: a ReferenceRun whose read is Dressing-Attention.
+"""The per-sampling-run state of a dressing: a ReferenceRun that reads N garments.
 
 Row routing, the schedule gate, the CFG policy and K'/V' caching per bank write are the
 foundation's (reference_run.py); this adds the garment spans, per-garment weights w_k, per-garment
-target-region masks and, while training, the IGL attention maps of every site.
+target-region masks and, while training, the IGL attention maps of every site. AnyDressing and
+IMAGDressing read through Dressing-Attention (``cross``); concatenating reference networks such as
+MagicClothing read through one joint softmax (``concat``, garment_concat.py).
 """
 
 from __future__ import annotations
@@ -13,20 +15,22 @@ import torch
 
 from ..errors import ReferenceInputError
 from ..masks import mask_to_tokens
-from ..reference_attention import CrossAttention
+from ..reference_attention import ConcatAttention, CrossAttention
 from ..reference_config import ReadMode, ReferenceConfig
 from ..reference_projections import ReferenceProjections
 from ..reference_run import ReferenceRun
 from ..sites import AttentionSite
 from .dressing_attention import dressing_attention
 from .garment_bank import GarmentBank
+from .garment_concat import garment_concat_attention
 
 
 class DressingRun(ReferenceRun):
-    """One sampling (or training) run reading N garments through Dressing-Attention.
+    """One sampling (or training) run reading N garments.
 
     Args:
-        config: the application (mode must be CROSS; ``strength`` is λ of eq. 6).
+        config: the application: ``cross`` (Dressing-Attention; ``strength`` is λ of eq. 6) or
+            ``concat`` (one joint softmax; ``strength`` scales the garments' attention mass).
         garments: the garments' bank, joined along tokens.
         projections: learned W'k, W'v; None uses each layer's own Wk, Wv (the paper's initialisation).
         garment_weights: w_k per garment (N values); None = all 1.
@@ -44,8 +48,8 @@ class DressingRun(ReferenceRun):
         garment_masks: torch.Tensor | None = None,
         record_maps: bool = False,
     ) -> None:
-        if config.mode != ReadMode.CROSS:
-            raise ReferenceInputError("Dressing-Attention reads in 'cross' mode (eq. 6)")
+        if record_maps and config.mode != ReadMode.CROSS:
+            raise ReferenceInputError("IGL's attention maps are recorded in 'cross' mode (eq. 6) only")
         super().__init__(config, mask=None, projections=projections)
         count = garments.count
         if garment_weights is not None and len(garment_weights) != count:
@@ -100,6 +104,25 @@ class DressingRun(ReferenceRun):
             return term
 
         return garment_term
+
+    def concat_attention(self, site: AttentionSite, heads: int) -> ConcatAttention | None:
+        """The joint softmax with each garment's mass scaled by strength × w_k × m_k(q); None when
+        every garment has the same strength everywhere (the foundation's concat read)."""
+        if self.garment_weights is None and self.garment_masks is None:
+            return None
+        strength = self.strength_at(site)
+        segments = self.segments[site.name]
+
+        def garment_read(q_read, k_own, v_own, k_ref, v_ref):
+            weights = q_read.new_full((q_read.shape[0], q_read.shape[1], len(segments)), strength)  # (R, T, N)
+            if self.garment_weights is not None:
+                weights = weights * self.garment_weights.to(q_read).view(1, 1, -1)
+            masks = self.garment_mask_tokens(site, q_read)
+            if masks is not None:
+                weights = weights * masks
+            return garment_concat_attention(q_read, k_own, v_own, k_ref, v_ref, heads, segments, weights)
+
+        return garment_read
 
     def release(self) -> None:
         # The bank belongs to the caller's GarmentBank (ComfyUI caches it for the next prompt):

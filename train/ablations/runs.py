@@ -83,9 +83,10 @@ def chosen(variants: str | None, known: Sequence[str]) -> list[str]:
 
 
 def report(out: Path, rows: dict[str, dict[str, list[float]]], columns: Sequence[tuple[str, str]],
-           claims: Sequence[Claim]) -> str:
-    """The table of ``rows`` and a verdict line per claim, written to ``out``/table.md; returns it."""
-    text = "\n".join([markdown_table(rows, columns), "", *claim_lines(rows, claims)])
+           claims: Sequence[Claim], notes: Sequence[str] = ()) -> str:
+    """The table of ``rows``, a verdict line per claim and any further ``notes`` lines, written to
+    ``out``/table.md; returns it."""
+    text = "\n".join([markdown_table(rows, columns), "", *claim_lines(rows, claims), *notes])
     out.mkdir(parents=True, exist_ok=True)
     (out / TABLE_FILE).write_text(text + "\n")
     return text

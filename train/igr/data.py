@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,8 @@ from ..datasets import sample as keys
 from ..datasets.dresscode import CATEGORIES as DRESSCODE_FOLDERS
 from ..datasets.dresscode import DressCode
 from ..datasets.vitonhd import VitonHD
-from ..toyworld import ToyWorld, ToyWorldConfig
+from ..toyworld import PersonSample, ToyWorld, ToyWorldConfig
+from ..toyworld.palette import NamedColor
 from .quality import (
     QualityFlags,
     QualityRule,
@@ -177,8 +178,22 @@ class ToyIGR(Dataset):
         return self.world.person(self.entries[position][0])
 
     def __getitem__(self, position: int) -> IGRSample:
+        index, _ = self.entries[position]
+        return self._sample(position, self.world.person(index))
+
+    def recoloured(self, position: int, color: NamedColor) -> tuple[IGRSample, PersonSample]:
+        """Pair ``position`` with its garment's main colour replaced by ``color``: the same person,
+        pose, garment shape and pattern, so the mask m and the shop mask are the pair's own. Also
+        returns the toy world's PersonSample of the recoloured person (its shop garment is the new
+        target)."""
         index, category = self.entries[position]
-        person = self.world.person(index)
+        design = self.world.design_person(index)
+        garments = {**design.garments, category: replace(design.garments[category], color=color)}
+        person = self.world.render_design(index, replace(design, garments=garments))
+        return self._sample(position, person), person
+
+    def _sample(self, position: int, person: PersonSample) -> IGRSample:
+        index, category = self.entries[position]
         key = f"agnostic_{category}" if self.mask_kind == "agnostic" else category
         garment = resize_image(_image_tensor(person.garments[category].shop_image), self.cloth_size)
         return IGRSample(_image_tensor(person.image), torch.from_numpy(person.masks[key]).float(), garment,

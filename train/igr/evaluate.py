@@ -110,11 +110,14 @@ def _features_run(components: BaseComponents, batch: IGRBatch, igr: tuple[IGRCon
 
 @torch.no_grad()
 def noise_prediction_error(components: BaseComponents, batch: IGRBatch, igr: tuple[IGRConfig, IGRTrainables] | None,
-                           encoder: ImageEncoder | None, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-pair MSE (B,) of the predicted ε for the true garments noised with ``noise`` to ERROR_TIMESTEP
-    with the category prompt: with the garment features (the prompt alone for the prior), and without."""
+                           encoder: ImageEncoder | None, noise: torch.Tensor, timestep: int = ERROR_TIMESTEP,
+                           region: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pair MSE (B,) of the predicted ε for the true garments noised with ``noise`` to ``timestep``
+    with the category prompt: with the garment features (the prompt alone for the prior), and without.
+    ``region`` (B, 1, hc, wc), weights on the latent grid (e.g. the garment's area share per token),
+    restricts the mean to it; without it the mean runs over the whole latent."""
     latents = components.vae.encode(batch.garments)  # (B, 4, hc, wc)
-    timesteps = torch.full((latents.shape[0],), ERROR_TIMESTEP, device=latents.device)
+    timesteps = torch.full((latents.shape[0],), timestep, device=latents.device)
     noisy = components.scheduler.add_noise(latents, noise, timesteps)
     context = encode_text(components, prompts_for(batch.categories))  # (B, 77, C)
     plain = components.unet(noisy, timesteps, encoder_hidden_states=context).sample
@@ -127,7 +130,11 @@ def noise_prediction_error(components: BaseComponents, batch: IGRBatch, igr: tup
             host.remove()
 
     def error(predicted: torch.Tensor) -> torch.Tensor:
-        return (predicted.float() - noise.float()).pow(2).flatten(1).mean(1)  # (B,)
+        squared = (predicted.float() - noise.float()).pow(2)  # (B, 4, hc, wc)
+        if region is None:
+            return squared.flatten(1).mean(1)  # (B,)
+        weights = region.float().expand_as(squared)  # (B, 4, hc, wc)
+        return (squared * weights).flatten(1).sum(1) / weights.flatten(1).sum(1).clamp_min(1e-8)  # (B,)
 
     return error(prediction), error(plain)
 

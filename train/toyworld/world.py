@@ -182,6 +182,12 @@ class ToyWorld:
             garments=shop, caption=caption, triples=triples, view=view,
         )
 
+    def render_design(self, index: int, design: PersonDesign) -> PersonSample:
+        """Person ``index`` drawn from ``design`` (e.g. ``design_person(index)`` with one garment
+        changed) in the design's first pose: every other draw, and so the body, pose and placement,
+        stays that of the person."""
+        return self._render(index, design, 0, self._shop(design.garments))
+
     def target_view(self, index: int) -> str:
         """The view of pose pair ``index``'s target: "full", or with probability
         ``hidden_part_fraction`` a view that hides body parts."""
@@ -189,8 +195,7 @@ class ToyWorld:
 
     def person(self, index: int) -> PersonSample:
         """Person ``index`` in its first pose."""
-        design = self.design_person(index)
-        return self._render(index, design, 0, self._shop(design.garments))
+        return self.render_design(index, self.design_person(index))
 
     def second_pose(self, index: int) -> PersonSample:
         """Person ``index`` in its second pose, full view (the target of ``pose_pair`` before any

@@ -1,0 +1,36 @@
+"""IMAGDressing-v1 as a ``Family``: its published file read into a ``GarmentNetwork``."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from ..reference_config import ReadMode, UncondPolicy
+from . import imagdressing
+from .network import Family, GarmentContext, GarmentNetwork
+
+# The weight card says Apache-2.0, the code's README says research use only: treat it as research-only.
+LICENCE = "research only (the code README restricts use to research; the weight card says Apache-2.0)"
+
+
+def read(state: dict[str, torch.Tensor], path: str) -> GarmentNetwork:
+    """The garment UNet (``ref_unet.``), the Resampler (``proj.``) and to_k_ref/to_v_ref as W'k, W'v."""
+    parts = imagdressing.split_state_dict(state, os.path.basename(path))
+    return GarmentNetwork(
+        family=imagdressing.FAMILY, display_name=imagdressing.DISPLAY_NAME, garment_unet=parts.garment_unet,
+        mode=ReadMode.CROSS, strength=imagdressing.PUBLISHED_SCALE, no_garment=UncondPolicy.NONE,
+        context=GarmentContext.CLIP_VISION, projections=imagdressing.reference_projections(parts),
+        resampler=imagdressing.build_resampler(parts), licence=LICENCE,
+    )
+
+
+def converted(state: dict[str, torch.Tensor], path: str) -> dict[str, torch.Tensor]:
+    """The used tensors under their published names (the frozen training denoiser ``unet.*`` is dropped)."""
+    return imagdressing.converted_state_dict(imagdressing.split_state_dict(state, os.path.basename(path)))
+
+
+IMAGDRESSING = Family(
+    name=imagdressing.FAMILY, display_name=imagdressing.DISPLAY_NAME, matches=imagdressing.matches, read=read,
+    converted=converted,
+)
