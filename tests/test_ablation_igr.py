@@ -13,7 +13,7 @@ from atelier.train.ablations.restoration_eval import (
     swap_color,
     swap_moved,
 )
-from atelier.train.ablations.runs import read_result, run_dir
+from atelier.train.ablations.runs import TRAINING_FILE, read_result, run_dir
 from atelier.train.igr.data import ToyIGR
 from atelier.train.igr.evaluate import HELD_OUT_START
 from atelier.train.toyworld.palette import GARMENT_COLORS
@@ -71,7 +71,7 @@ def test_igr_ablation_trains_evaluates_and_reuses_runs(tmp_path, capsys):
     assert {"ssim_garment", "psnr_garment", "color_error", "swap", "eps_fall_300", "eps_fall_500", "eps_own_500"} \
         <= set(stored["metrics"])
     assert stored["settings"]["protocol"]["guidance"] == 1.5
-    fine = json.loads((run_dir(tmp_path, "both+fine", 1) / igr.TRAINING_FILE).read_text())
+    fine = json.loads((run_dir(tmp_path, "both+fine", 1) / TRAINING_FILE).read_text())
     assert fine["finished"] and "--resume-from" in fine["argv"] and str(run_dir(tmp_path, "both", 1)) in fine["argv"]
     assert fine["argv"][fine["argv"].index("--seed") + 1] == str(1 + igr.CONTINUATION_SEED_OFFSET)
     assert read_result(run_dir(tmp_path, "both", 1), {**stored["settings"], "steps": 2}) is None

@@ -203,3 +203,9 @@ def test_trains_on_the_vitonhd_layout_with_a_portrait_size(tmp_path):
     assert result.pairs == 2 and len(result.losses) == 1 and (tmp_path / "run" / WEIGHT_FILE).is_file()
     with pytest.raises(TrainingOptionError, match="--filter-list"):
         parse_args([*args, "--stage", "fine", "--resume-from", str(tmp_path / "run"), "--out", str(tmp_path / "fine")])
+
+
+def test_base_stage_trains_toy_denoisers_only():
+    assert parse_args(["--stage", "base", "--base", "toy32", "--person-size", "128", "--out", "x"]).base == "toy32"
+    with pytest.raises(TrainingOptionError, match="--stage base trains a toy denoiser only"):
+        parse_args(["--stage", "base", "--base", "/models/stable-diffusion-v1-5", "--out", "x"])

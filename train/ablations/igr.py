@@ -33,7 +33,6 @@ Example (toy32, the gated base, CPU)::
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from dataclasses import asdict, dataclass
@@ -57,14 +56,23 @@ from .restoration_eval import (
     gate_passes,
     instrument_gate,
 )
-from .runs import AblationOptionError, chosen, gather, report, run_dir, seed_list
+from .runs import (
+    AblationOptionError,
+    chosen,
+    gather,
+    report,
+    run_dir,
+    seed_list,
+    train_once,
+)
 from .stats import Claim, mean_sd
 
 logger = logging.getLogger("atelier.train.ablations")
 
 CONTINUATION_SEED_OFFSET = 10_000
 CHECKPOINT_EVERY = 50
-TRAINING_FILE = "training.json"
+# the options that change a run's training command line (named when a folder holds another run)
+FLAGS = "--steps/--extra-steps/--batch-size/--lr/--denoiser/--size/--people/--garments/--init-unet"
 GATE_FILE = "instrument.md"
 SD_SIZE = (1024, 768)
 GATE_DONORS = 16  # further held-out people the gate may take its "another garment" from
@@ -181,21 +189,8 @@ def training_argv(args: argparse.Namespace, name: str, seed: int, out: Path) -> 
             "--steps", str(args.extra_steps), "--seed", str(seed + CONTINUATION_SEED_OFFSET)]
 
 
-def train_run(argv: list[str], folder: Path) -> None:
-    """Train (resuming) unless ``folder`` holds the finished run of exactly ``argv``; refuse a folder
-    trained with another command line, whose checkpoints would be resumed by mistake."""
-    marker = folder / TRAINING_FILE
-    stored = json.loads(marker.read_text()) if marker.is_file() else None
-    if stored is not None and stored["argv"] != argv:
-        raise AblationOptionError(f"{folder} holds a run trained with other settings ({stored['argv']}); pass another "
-                                  "--out, or the same --steps/--extra-steps/--batch-size/--lr/--denoiser/--size/"
-                                  "--people/--garments/--init-unet")
-    if stored is not None and stored["finished"]:
-        return
-    folder.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"argv": argv, "finished": False}))
+def _train(argv: list[str]) -> None:
     train(parse_training_args([*argv, "--resume"]))
-    marker.write_text(json.dumps({"argv": argv, "finished": True}))
 
 
 def held_out(args: argparse.Namespace, extra_people: int = 0) -> ToyIGR:
@@ -226,9 +221,9 @@ def run_all(args: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
 
     def run(name: str, seed: int, folder: Path) -> dict:
         if VARIANTS[name].continuation is not None:
-            train_run(training_argv(args, COARSE_BOTH, seed, out), run_dir(out, COARSE_BOTH, seed))
+            train_once(training_argv(args, COARSE_BOTH, seed, out), run_dir(out, COARSE_BOTH, seed), _train, FLAGS)
         logger.info("%s, seed %d: training in %s", name, seed, folder)
-        train_run(training_argv(args, name, seed, out), folder)
+        train_once(training_argv(args, name, seed, out), folder, _train, FLAGS)
         logger.info("%s, seed %d: evaluating %d held-out pairs", name, seed, args.count)
         return evaluate_run(args, folder, protocol)
 

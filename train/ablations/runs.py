@@ -15,6 +15,7 @@ RESULT_FILE = "eval.json"
 logger = logging.getLogger("atelier.train.ablations")
 
 TABLE_FILE = "table.md"
+TRAINING_FILE = "training.json"
 
 # (variant, seed, run folder) -> the run's metrics, after training and evaluating it.
 RunOnce = Callable[[str, int, Path], dict]
@@ -61,6 +62,23 @@ def gather(out: Path, variants: Iterable[str], seeds: Sequence[int], settings: d
 
 class AblationOptionError(AtelierError, ValueError):
     """An ablation option is out of range; the message names the flag."""
+
+
+def train_once(argv: list[str], folder: Path, train: Callable[[list[str]], object], flags: str) -> None:
+    """Train (``train(argv)``, which must resume from its checkpoints) unless ``folder`` holds the finished
+    run of exactly ``argv``; refuse a folder trained with another command line, whose checkpoints would be
+    resumed by mistake (``flags``: the options that change the command line, for the message)."""
+    marker = folder / TRAINING_FILE
+    stored = json.loads(marker.read_text()) if marker.is_file() else None
+    if stored is not None and stored["argv"] != argv:
+        raise AblationOptionError(f"{folder} holds a run trained with other settings ({stored['argv']}); pass another "
+                                  f"--out, or the same {flags}")
+    if stored is not None and stored["finished"]:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"argv": argv, "finished": False}))
+    train(argv)
+    marker.write_text(json.dumps({"argv": argv, "finished": True}))
 
 
 def seed_list(seeds: str) -> list[int]:

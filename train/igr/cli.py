@@ -4,9 +4,10 @@ checkpoints with exact resume, and the weight files.
 
 Stages:
 
-- ``base`` (``--base tiny`` only, optional): the whole tiny denoiser learns flat garments from their
-  category prompts (text dropped with ``--condition-drop``), so the tiny stand-in for SD1.5 already
-  draws products, as SD1.5 does; writes ``base_unet.safetensors`` for ``--init-unet``.
+- ``base`` (toy substrates only, optional): the whole toy denoiser learns flat garments from their
+  category prompts (text dropped with ``--condition-drop``), so the toy stand-in for SD1.5 already
+  draws products, as SD1.5 does; from ``--init-unet`` (e.g. a gated toy32 base that draws people)
+  it is a garment prior on that base; writes ``base_unet.safetensors`` for ``--init-unet``.
 - ``coarse``: every pair. ``fine``: the high-quality pairs (``--filter-list`` or the toy world's
   rule, quality.py), starting from a coarse run's exported files (``--resume-from``).
 
@@ -47,7 +48,7 @@ from ..loop import (
     start_cli,
     step_generator,
 )
-from ..substrate import vae_factor_for
+from ..substrate import is_substrate, vae_factor_for
 from ..text2graph.lora_export import save_kohya_lora
 from .components import FROZEN_SEED, load_image_encoder
 from .data import (
@@ -98,7 +99,7 @@ def parse_size(text: str) -> tuple[int, int]:
 def build_parser() -> argparse.ArgumentParser:
     """The command-line options."""
     p = argparse.ArgumentParser(prog="python -m atelier.train.igr", description=__doc__.splitlines()[0])
-    p.add_argument("--stage", choices=STAGES, default="coarse", help="base (tiny denoiser on flat garments), coarse, fine")
+    p.add_argument("--stage", choices=STAGES, default="coarse", help="base (a toy denoiser learns flat garments), coarse, fine")
     p.add_argument("--data", choices=DATA_SOURCES, default="toyworld", help="training pairs")
     p.add_argument("--data-root", default=None, help="VITON-HD or DressCode folder")
     p.add_argument("--split", default="train", help="split of a real layout")
@@ -158,8 +159,9 @@ def check_args(args: argparse.Namespace) -> None:
         raise TrainingOptionError("--stage fine needs --resume-from <the coarse run's output folder>")
     if args.stage == "fine" and args.data != "toyworld" and args.filter_list is None:
         raise TrainingOptionError(f"--stage fine on --data {args.data} needs --filter-list FILE")
-    if args.stage == "base" and args.base != "tiny":
-        raise TrainingOptionError("--stage base trains the tiny denoiser only; a real SD1.5 folder already draws garments")
+    if args.stage == "base" and not is_substrate(args.base):
+        raise TrainingOptionError("--stage base trains a toy denoiser only (--base tiny or toy32); a real SD1.5 folder "
+                                  "already draws garments")
     if args.init_ip_adapter is not None and args.paths == "garmnet":
         raise TrainingOptionError("--init-ip-adapter needs the IP path (--paths both or ip)")
 
