@@ -61,6 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=8, help="outfits per step")
     p.add_argument("--lr", type=float, default=2e-4, help="generator and discriminator learning rate (Adam, betas 0.5/0.999)")
     p.add_argument("--ccm-lr", type=float, default=1e-3, help="CCM pre-training learning rate")
+    p.add_argument("--ccm-batch-size", type=int, default=None, help="outfits per CCM pre-training step (default: --batch-size)")
     p.add_argument("--lambda-adv", type=float, default=1.0, help="weight of the LSGAN generator loss")
     p.add_argument("--lambda-l1", type=float, default=10.0, help="weight of the L1 loss")
     p.add_argument("--lambda-perceptual", type=float, default=10.0, help="weight of the perceptual loss")
@@ -77,8 +78,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.steps < 0 or args.ccm_steps < 0:
         raise ValueError("--steps and --ccm-steps must be >= 0")
-    if args.batch_size < 1:
-        raise ValueError("--batch-size must be >= 1")
+    if args.batch_size < 1 or (args.ccm_batch_size is not None and args.ccm_batch_size < 1):
+        raise ValueError("--batch-size and --ccm-batch-size must be >= 1")
     if args.keep_checkpoints < 1:
         raise ValueError("--keep-checkpoints must be >= 1")
     if args.data == "polyvore" and args.data_root is None:
@@ -154,7 +155,7 @@ def train(args: argparse.Namespace) -> Path:
     while step < total:
         in_ccm = step < args.ccm_steps
         if in_ccm:
-            batch = batch_for_step(ccm_data, step, args.batch_size, args.seed + CCM_PHASE_SEED, accelerator.process_index)
+            batch = batch_for_step(ccm_data, step, args.ccm_batch_size or args.batch_size, args.seed + CCM_PHASE_SEED, accelerator.process_index)
             losses = {"ccm": ccm_training_step(models.ccm, _to_device(batch, accelerator.device), optimizers["ccm"], accelerator)}
         else:
             models.ccm.requires_grad_(False)
