@@ -61,6 +61,7 @@ from .runs import (
     chosen,
     gather,
     report,
+    require_at_least,
     run_dir,
     seed_list,
     train_once,
@@ -153,12 +154,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def check_args(args: argparse.Namespace) -> None:
     """Cross-field checks; each message names the flag. Fills ``seed_list``, ``size`` and ``variant_names``."""
     args.seed_list = seed_list(args.seeds)
-    for flag, value, least in (("--steps", args.steps, 1), ("--extra-steps", args.extra_steps, 1),
-                               ("--batch-size", args.batch_size, 1), ("--people", args.people, 2),
-                               ("--count", args.count, 2), ("--ddim-steps", args.ddim_steps, 1),
-                               ("--eval-batch", args.eval_batch, 1)):
-        if value < least:
-            raise AblationOptionError(f"{flag} must be >= {least}, got {value}")
+    require_at_least((("--steps", args.steps, 1), ("--extra-steps", args.extra_steps, 1),
+                      ("--batch-size", args.batch_size, 1), ("--people", args.people, 2),
+                      ("--count", args.count, 2), ("--ddim-steps", args.ddim_steps, 1),
+                      ("--eval-batch", args.eval_batch, 1)))
     if args.guidance <= 0:
         raise AblationOptionError(f"--guidance must be > 0, got {args.guidance}")
     if args.size is None:

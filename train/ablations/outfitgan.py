@@ -52,6 +52,7 @@ from .runs import (
     chosen,
     gather,
     report,
+    require_at_least,
     run_dir,
     seed_list,
     train_once,
@@ -136,15 +137,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def check_args(args: argparse.Namespace) -> None:
     """Cross-field checks; each message names the flag. Fills ``seed_list`` and ``variant_names``."""
     args.seed_list = seed_list(args.seeds)
-    for flag, value, least in (("--size", args.size, 32), ("--base-channels", args.base_channels, 1),
-                               ("--disc-channels", args.disc_channels, 1), ("--ccm-channels", args.ccm_channels, 1),
-                               ("--outfits", args.outfits, 2), ("--steps", args.steps, 1),
-                               ("--ccm-steps", args.ccm_steps, 0), ("--batch-size", args.batch_size, 1),
-                               ("--ccm-batch-size", args.ccm_batch_size, 1),
-                               ("--count", args.count, 4), ("--judge-steps", args.judge_steps, 0),
-                               ("--judge-outfits", args.judge_outfits, 2), ("--downsamples", args.downsamples, 1)):
-        if value < least:
-            raise AblationOptionError(f"{flag} must be >= {least}, got {value}")
+    require_at_least((("--size", args.size, 32), ("--base-channels", args.base_channels, 1),
+                      ("--disc-channels", args.disc_channels, 1), ("--ccm-channels", args.ccm_channels, 1),
+                      ("--outfits", args.outfits, 2), ("--steps", args.steps, 1),
+                      ("--ccm-steps", args.ccm_steps, 0), ("--batch-size", args.batch_size, 1),
+                      ("--ccm-batch-size", args.ccm_batch_size, 1),
+                      ("--count", args.count, 4), ("--judge-steps", args.judge_steps, 0),
+                      ("--judge-outfits", args.judge_outfits, 2), ("--downsamples", args.downsamples, 1)))
     if args.size % 2 ** args.downsamples:
         raise AblationOptionError(f"--size {args.size} must be a multiple of 2**--downsamples = {2 ** args.downsamples}")
     if args.outfits > HELD_OUT_START:

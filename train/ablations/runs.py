@@ -108,3 +108,10 @@ def report(out: Path, rows: dict[str, dict[str, list[float]]], columns: Sequence
     out.mkdir(parents=True, exist_ok=True)
     (out / TABLE_FILE).write_text(text + "\n")
     return text
+
+
+def require_at_least(limits: Sequence[tuple[str, float, float]]) -> None:
+    """(flag, value, least) triples: the first value below its least is an AblationOptionError naming its flag."""
+    for flag, value, least in limits:
+        if value < least:
+            raise AblationOptionError(f"{flag} must be >= {least}, got {value}")
