@@ -1,4 +1,4 @@
-"""Human parsing from a SegFormer clothes parser (issue 16): load a parser, parse person photos.
+"""Human parsing from a SegFormer clothes parser: load a parser, parse person photos.
 
 Graph: Load Human Parser (a folder in models/segformer/) → Human Parsing (IMAGE) → its palette
 IMAGE into Garment Mask From Parsing or Encode Pose Source (``*_palette``), its label-id IMAGE into

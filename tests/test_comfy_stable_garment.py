@@ -31,7 +31,9 @@ pytestmark = [requires_comfyui]
 SIZE = 64
 STEPS = 3
 CFG = 4.0  # infer_t2i.py / app.py
-FILE = "garment_encoder/diffusion_pytorch_model.safetensors"
+# Under a folder of its own: the workflow assets register another garment_encoder/ in a sibling folder
+# (the same relative name in two registered folders resolves to the first one).
+FILE = "stable_garment_test/garment_encoder/diffusion_pytorch_model.safetensors"
 PUBLIC_FILE = "public_stable_garment/garment_encoder/diffusion_pytorch_model.safetensors"
 TOLERANCE = 2e-4  # relative to the prediction's scale; fp32 differences are ~1e-6
 CONFIG = {"_class_name": "GarmentEncoderModel", "_diffusers_version": "0.25.0", "block_out_channels": [32, 64, 128, 128],
@@ -61,7 +63,7 @@ def world(tiny_sd15, comfy_server_nodes, comfy_node_registry, tmp_path_factory):
     comfy_node_registry.folder_paths.add_model_folder_path(FOLDER_NAME, str(root))
     denoiser = diffusers_unet_from_comfy(model)
     encoder = perturbed_state(denoiser, seed=3, std=0.05)  # a garment encoder that is not the denoiser
-    write_published_folder(root / "garment_encoder", encoder)
+    write_published_folder(root / "stable_garment_test" / "garment_encoder", encoder)
     g = torch.Generator().manual_seed(6)
     nodes = {node.define_schema().node_id: node for node in (*NODES, *NETWORK_NODES, *DRESSING_NODES)}
     return SimpleNamespace(
