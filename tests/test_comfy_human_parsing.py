@@ -16,7 +16,7 @@ from tiny_segformer import LIP_ID2LABEL, write_tiny_segformer
 pytestmark = [requires_comfyui]
 
 HEIGHT, WIDTH = 48, 40
-PARSER = "segformer_b2_clothes"
+PARSER = "atr_parser_under_test"  # not the workflow assets' segformer_b2_clothes, which a sibling folder may register first
 NESTED = "sayeed99/segformer_b3_clothes"
 LIP_PARSER = "lip_parser"
 
