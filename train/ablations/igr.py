@@ -60,6 +60,7 @@ from .runs import (
     AblationOptionError,
     chosen,
     gather,
+    record_gate,
     report,
     require_at_least,
     run_dir,
@@ -74,7 +75,6 @@ CONTINUATION_SEED_OFFSET = 10_000
 CHECKPOINT_EVERY = 50
 # the options that change a run's training command line (named when a folder holds another run)
 FLAGS = "--steps/--extra-steps/--batch-size/--lr/--denoiser/--size/--people/--garments/--init-unet"
-GATE_FILE = "instrument.md"
 SD_SIZE = (1024, 768)
 GATE_DONORS = 16  # further held-out people the gate may take its "another garment" from
 
@@ -267,10 +267,7 @@ def main(argv: list[str] | None = None) -> None:
         start_cli(args)
         gate = instrument_gate(held_out(args, GATE_DONORS), args.count)
         gate_text = gate_report(gate)
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / GATE_FILE).write_text(gate_text + "\n")
-        if not gate_passes(gate):
-            sys.exit(f"error: the instrument gate fails, so no table is made:\n{gate_text}")
+        record_gate(Path(args.out), gate_text, gate_passes(gate))
         with torch.inference_mode(False):
             rows = run_all(args)
     except (AtelierError, TrainingOptionError, IGRDataError) as error:

@@ -51,6 +51,7 @@ from .runs import (
     AblationOptionError,
     chosen,
     gather,
+    record_gate,
     report,
     require_at_least,
     run_dir,
@@ -64,7 +65,7 @@ logger = logging.getLogger("atelier.train.ablations")
 HELD_OUT_START = 3000  # toy-world outfit indices from here on are never trained on
 CCM_RUN = "_ccm"  # the per-seed CCM pre-training run every variant starts from
 WEIGHTS_FILE = "model.safetensors"
-JUDGE_FILE, JUDGE_INFO, GATE_FILE = "judge.safetensors", "judge.json", "instrument.md"
+JUDGE_FILE, JUDGE_INFO = "judge.safetensors", "judge.json"
 CHECKPOINT_EVERY = 100
 FLAGS = ("--size/--downsamples/--base-channels/--disc-channels/--ccm-channels/--outfits/--steps/--ccm-steps/"
          "--ccm-batch-size/--ccm-lr/--batch-size/--lr/--lambda-ccm")
@@ -256,10 +257,7 @@ def main(argv: list[str] | None = None) -> None:
             judge = load_judge(args)
             gate = instrument_gate(data, judge)
             gate_text = gate_report(gate, judge_auc(judge, data), len(data.outfits))
-            Path(args.out).mkdir(parents=True, exist_ok=True)
-            (Path(args.out) / GATE_FILE).write_text(gate_text + "\n")
-            if gate_failures(gate):
-                sys.exit(f"error: the instrument gate fails, so no table is made:\n{gate_text}")
+            record_gate(Path(args.out), gate_text, not gate_failures(gate))
             rows = run_all(args, data, judge)
     except (AtelierError, JudgeConfigError, ValueError) as error:
         sys.exit(f"error: {error}")

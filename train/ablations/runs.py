@@ -15,6 +15,7 @@ RESULT_FILE = "eval.json"
 logger = logging.getLogger("atelier.train.ablations")
 
 TABLE_FILE = "table.md"
+GATE_FILE = "instrument.md"
 TRAINING_FILE = "training.json"
 
 # (variant, seed, run folder) -> the run's metrics, after training and evaluating it.
@@ -62,6 +63,10 @@ def gather(out: Path, variants: Iterable[str], seeds: Sequence[int], settings: d
 
 class AblationOptionError(AtelierError, ValueError):
     """An ablation option is out of range; the message names the flag."""
+
+
+class InstrumentGateError(AtelierError):
+    """The instrument gate failed: the metrics cannot see the effect, so no table is made."""
 
 
 def train_once(argv: list[str], folder: Path, train: Callable[[list[str]], object], flags: str) -> None:
@@ -115,3 +120,12 @@ def require_at_least(limits: Sequence[tuple[str, float, float]]) -> None:
     for flag, value, least in limits:
         if value < least:
             raise AblationOptionError(f"{flag} must be >= {least}, got {value}")
+
+
+def record_gate(out: Path, text: str, passed: bool) -> None:
+    """Write the instrument gate's report to ``out``/instrument.md; a failing gate stops the command
+    (InstrumentGateError with the report) before any table is made."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / GATE_FILE).write_text(text + "\n")
+    if not passed:
+        raise InstrumentGateError(f"the instrument gate fails, so no table is made:\n{text}")
