@@ -14,7 +14,7 @@ import comfy.utils
 import torch
 
 from ..models.errors import WeightFileError
-from ..models.garment_networks.imagdressing_layout import sd15_diffusers_unet_keys
+from ..models.garment_networks.sd15_layout import sd15_diffusers_unet_keys
 
 # SD1.5's block layout as ComfyUI's model detection describes it (comfy/model_detection.py).
 SD15_LAYOUT = {

@@ -13,7 +13,7 @@ from animate_anyone_files import (
     published_reference_state,
 )
 from atelier.models.errors import WeightFileError
-from atelier.models.garment_networks.imagdressing_layout import sd15_diffusers_unet_keys
+from atelier.models.garment_networks.sd15_layout import sd15_diffusers_unet_keys
 from atelier.models.pose_networks.animate_anyone import (
     AnimateAnyoneFile,
     complete_reference_unet,

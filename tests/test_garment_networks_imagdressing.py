@@ -16,10 +16,8 @@ from atelier.models.errors import AtelierError, WeightFileError
 from atelier.models.garment_networks import imagdressing as im
 from atelier.models.garment_networks.families import convert_to_safetensors
 from atelier.models.garment_networks.files import read_tensors
-from atelier.models.garment_networks.imagdressing_layout import (
-    ADAPTER_INDEX_TO_SITE,
-    sd15_diffusers_unet_keys,
-)
+from atelier.models.garment_networks.imagdressing_layout import ADAPTER_INDEX_TO_SITE
+from atelier.models.garment_networks.sd15_layout import sd15_diffusers_unet_keys
 from atelier.models.reference_config import ReadMode, UncondPolicy
 from atelier.models.sites import SD15_SITES, SITES_BY_NAME
 from atelier.train.tiny import tiny_unet

@@ -8,6 +8,7 @@ import torch
 from atelier.models.errors import AtelierError, WeightFileError
 from atelier.models.garment_networks import magic_clothing as mc
 from atelier.models.garment_networks import stable_garment as sg
+from atelier.models.garment_networks.sd15_layout import sd15_parameter_count
 from atelier.models.reference_bank import ReferenceBank
 from atelier.models.reference_config import ReadMode, ReferenceSize, UncondPolicy
 from atelier.models.reference_run import ReferenceRun
@@ -29,8 +30,8 @@ def test_layout_is_sd15_and_its_size_is_the_published_file_size():
     assert shapes["conv_in.weight"] == (320, 4, 3, 3)
     assert shapes["down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight"] == (320, 768)
     assert shapes["up_blocks.1.resnets.2.conv1.weight"] == (1280, 1920, 3, 3)
-    assert mc.sd15_parameter_count(SD15) == 859_520_964
-    assert round(mc.sd15_parameter_count(SD15) * 4 / 1e9, 2) == 3.44  # fp32 bytes: HF lists 3.44 GB per file
+    assert sd15_parameter_count(SD15) == 859_520_964
+    assert round(sd15_parameter_count(SD15) * 4 / 1e9, 2) == 3.44  # fp32 bytes: HF lists 3.44 GB per file
     for site in SD15_SITES:  # every Atelier site's attn1 is in the layout at its width
         assert shapes[f"{site.diffusers_attn1}.to_k.weight"] == (site.channels(320),) * 2
 

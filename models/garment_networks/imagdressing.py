@@ -50,11 +50,8 @@ from ..reference_config import (
 from ..reference_projections import ReferenceProjections
 from ..sites import SD15_CHANNEL_MULT, SD15_SITES, SITE_GROUPS
 from .files import unwrap_state_dict
-from .imagdressing_layout import (
-    ADAPTER_INDEX_TO_SITE,
-    PROCESSOR_COUNT,
-    sd15_diffusers_unet_keys,
-)
+from .imagdressing_layout import ADAPTER_INDEX_TO_SITE, PROCESSOR_COUNT
+from .sd15_layout import sd15_diffusers_unet_keys
 
 FAMILY = "imagdressing"
 DISPLAY_NAME = "IMAGDressing-v1"

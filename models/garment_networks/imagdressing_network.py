@@ -6,7 +6,6 @@ import os
 
 import torch
 
-from ..reference_config import ReadMode, UncondPolicy
 from . import imagdressing
 from .network import Family, GarmentContext, GarmentNetwork
 
@@ -17,11 +16,12 @@ LICENCE = "research only (the code README restricts use to research; the weight 
 def read(state: dict[str, torch.Tensor], path: str) -> GarmentNetwork:
     """The garment UNet (``ref_unet.``), the Resampler (``proj.``) and to_k_ref/to_v_ref as W'k, W'v."""
     parts = imagdressing.split_state_dict(state, os.path.basename(path))
+    read_as = imagdressing.reference_config()  # the public inference: CROSS, λ = image_scale, uncond none
     return GarmentNetwork(
         family=imagdressing.FAMILY, display_name=imagdressing.DISPLAY_NAME, garment_unet=parts.garment_unet,
-        mode=ReadMode.CROSS, strength=imagdressing.PUBLISHED_SCALE, no_garment=UncondPolicy.NONE,
-        context=GarmentContext.CLIP_VISION, projections=imagdressing.reference_projections(parts),
-        resampler=imagdressing.build_resampler(parts), licence=LICENCE,
+        mode=read_as.mode, strength=read_as.strength, no_garment=read_as.uncond, context=GarmentContext.CLIP_VISION,
+        projections=imagdressing.reference_projections(parts), resampler=imagdressing.build_resampler(parts),
+        licence=LICENCE, sites=read_as.enabled_site_names,
     )
 
 

@@ -11,7 +11,6 @@ import os
 
 import torch
 
-from ..reference_config import ReadMode, UncondPolicy
 from ..weight_format import BaseModel
 from . import magic_clothing
 from .network import Family, GarmentContext, GarmentNetwork
@@ -33,10 +32,11 @@ def read(state: dict[str, torch.Tensor], path: str) -> GarmentNetwork:
     """The garment UNet; the denoiser's own Wk, Wv read its tokens in one softmax (CONCAT, s = 1), and
     the unconditional branch reads zero tokens, as the public CFG does."""
     unet = magic_clothing.garment_unet_state(state, base=base_of(state), source=os.path.basename(path))
+    read_as = magic_clothing.MAGIC_CLOTHING_768.reference_config()  # CONCAT, s = 1, uncond ZERO
     return GarmentNetwork(
-        family=magic_clothing.FAMILY, display_name=DISPLAY_NAME, garment_unet=unet, mode=ReadMode.CONCAT,
-        strength=1.0, no_garment=UncondPolicy.ZERO, context=GarmentContext.PROMPT, projections=None, resampler=None,
-        licence=magic_clothing.LICENCE, background=0.5,
+        family=magic_clothing.FAMILY, display_name=DISPLAY_NAME, garment_unet=unet, mode=read_as.mode,
+        strength=read_as.strength, no_garment=read_as.uncond, context=GarmentContext.PROMPT, projections=None,
+        resampler=None, licence=magic_clothing.LICENCE, sites=read_as.enabled_site_names, background=0.5,
     )
 
 

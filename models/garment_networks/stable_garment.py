@@ -56,11 +56,11 @@ from .magic_clothing import (
     FOREIGN_PREFIXES,
     GarmentPass,
     check_layout,
-    sd15_unet_shapes,
 )
 from .magic_clothing import (
     merge_with_base as _merge_with_base,
 )
+from .sd15_layout import sd15_unet_shapes
 
 FAMILY = "stable_garment"
 LICENCE = "CC BY-NC-SA 4.0 (README, HF card; setup.py says CC BY-NC 4.0): non-commercial use only"

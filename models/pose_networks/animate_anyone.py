@@ -27,7 +27,7 @@ from safetensors.torch import save_file
 
 from ..errors import WeightFileError
 from ..garment_networks.files import read_tensors
-from ..garment_networks.imagdressing_layout import sd15_diffusers_unet_keys
+from ..garment_networks.sd15_layout import sd15_diffusers_unet_keys
 from ..log import logger
 from .pose_guider import PoseGuider, is_pose_guider_state, pose_guider_from_state
 

@@ -53,7 +53,15 @@ from ..truepose.data import (
 )
 from ..truepose.evaluate import HELD_OUT_START, evaluate, load_trained
 from ..truepose.steps import uses_caa
-from .runs import AblationOptionError, chosen, gather, read_result, report, seed_list, write_result
+from .runs import (
+    AblationOptionError,
+    chosen,
+    gather,
+    read_result,
+    report,
+    seed_list,
+    write_result,
+)
 from .stats import Claim
 
 logger = logging.getLogger("atelier.train.ablations")
