@@ -15,6 +15,9 @@ What is timed is what the pose-transfer graph runs:
   - animate_anyone: the MODEL Apply AnimateAnyone returns: the concat read at all 16 attn1 sites on
     the conditional half (the unconditional half runs plain, as the public uc_mask does), the pose
     guider once per run and its features added after conv_in on both halves.
+  - animate_anyone_hpfa_caa: the same with TruePose's HPFA and CAA on top (random TruePose weights of
+    the default decoder sites, a rectangle parsing of the source, random CLIP region embeddings): the
+    source side once per run, and F̃ + F̂ added to the concat read at 9 decoder sites per step.
 * one-off (Encode AnimateAnyone Source, once per source): the reference UNet's pass at t = 0 banking
   all 16 sites (the VAE encode of the photo is not included).
 
@@ -79,7 +82,42 @@ def encode_source(comfy, reference, latent: torch.Tensor, context: torch.Tensor)
     bank = write_bank(base, base.process_latent_in(latent.to(device)), torch.zeros(1, device=device),
                       context.to(device), ReferenceBank(), SITE_GROUPS["all"])
     synchronize()
-    return AnimateAnyoneSource(bank=bank, context=context), time.perf_counter() - start
+    return AnimateAnyoneSource(bank=bank, context=context, latent_hw=tuple(latent.shape[-2:])), time.perf_counter() - start
+
+
+def parsed_source(source, size: int, clip_embed_dim: int):
+    """``source`` with a rectangle LIP parsing of a standing person and random CLIP region embeddings."""
+    from dataclasses import replace
+
+    from atelier.models.labels import LIP_LABELS
+    from atelier.nodes.truepose_source import region_embeddings
+
+    labels = torch.zeros(1, size, size, dtype=torch.long)  # (1, H, W) LIP ids
+    for name, (y0, y1, x0, x1) in (("upper_clothes", (0.28, 0.6, 0.35, 0.65)), ("pants", (0.58, 0.95, 0.38, 0.62)),
+                                   ("face", (0.08, 0.24, 0.42, 0.58)), ("hair", (0.04, 0.1, 0.4, 0.6))):
+        labels[:, int(y0 * size):int(y1 * size), int(x0 * size):int(x1 * size)] = LIP_LABELS.index(name)
+    region_masks, _ = region_embeddings(None, torch.rand(1, size, size, 3), labels)  # (1, R, H, W)
+    clip_embeds = torch.randn(1, region_masks.shape[1], clip_embed_dim, generator=torch.Generator().manual_seed(3))
+    return replace(source, labels=labels, region_masks=region_masks, clip_embeds=clip_embeds)
+
+
+def random_truepose(channels: int, context_dim: int, clip_embed_dim: int = 1024):
+    """TruePose weights of the default sites, random (CAA's W^{V^clip} non-zero, as trained ones are)."""
+    from atelier.models.truepose.config import TruePoseConfig
+    from atelier.models.truepose.spec import TRUEPOSE
+    from atelier.models.weight_format import BaseModel
+    from atelier.nodes.truepose_nodes import TruePoseWeights
+    from atelier.nodes.weights_loader import managed_module
+    from torch import nn
+
+    base = BaseModel(model_channels=channels, context_dim=context_dim)
+    config = TruePoseConfig(clip_embed_dim=clip_embed_dim)
+    torch.manual_seed(4)
+    modules = nn.ModuleDict(TRUEPOSE.build(config.to_dict(), base)).eval()
+    with torch.no_grad():
+        for layer in modules["caa"].to_v.values():
+            layer.weight.normal_(0.0, 0.02)
+    return TruePoseWeights(name="random", config=config, base=base, modules=modules, patcher=managed_module(modules))
 
 
 def bench_model(comfy, name: str, size: int, steps: int, repeats: int) -> None:
@@ -95,10 +133,13 @@ def bench_model(comfy, name: str, size: int, steps: int, repeats: int) -> None:
     encode_source(comfy, reference, latent, context)  # warm-up
     encodes = [encode_source(comfy, reference, latent, context)[1] for _ in range(repeats)]
     source, _ = encode_source(comfy, reference, latent, context)
-    patched = ApplyAnimateAnyoneNode.execute(
-        model=model, source=source, pose_guider=loaded_guider(channels), target_pose=pose_frame(size), person=0,
-        reference_strength=1.0, pose_strength=1.0, start_percent=0.0, end_percent=1.0).args[0]
-    variants = {"plain": model, "animate_anyone": patched}
+    inputs = dict(model=model, source=source, pose_guider=loaded_guider(channels), target_pose=pose_frame(size), person=0,
+                  reference_strength=1.0, pose_strength=1.0, start_percent=0.0, end_percent=1.0)
+    patched = ApplyAnimateAnyoneNode.execute(**inputs).args[0]
+    truepose = random_truepose(channels, context_dim)
+    on_top = ApplyAnimateAnyoneNode.execute(**(inputs | {"source": parsed_source(source, size, truepose.config.clip_embed_dim)}),
+                                            truepose=truepose, hpfa_strength=1.0, caa_strength=1.0).args[0]
+    variants = {"plain": model, "animate_anyone": patched, "animate_anyone_hpfa_caa": on_top}
     for variant in variants.values():  # warm-up: load weights, first-call costs
         time_ksampler(comfy, variant, positive, negative, size, size, 1, CFG, "ddim", "simple")
     times: dict[str, list[float]] = {key: [] for key in variants}
@@ -110,8 +151,9 @@ def bench_model(comfy, name: str, size: int, steps: int, repeats: int) -> None:
     print(f"\n{name}: {size}x{size}, {steps} steps, cfg {CFG} (batch 2), {repeats} repeats, "
           f"device {comfy.model_management.get_torch_device()}")
     for key, values in times.items():
-        print(f"  {key:<15} median {median[key]:7.2f} s   ({', '.join(f'{v:.2f}' for v in values)})")
+        print(f"  {key:<24} median {median[key]:7.2f} s   ({', '.join(f'{v:.2f}' for v in values)})")
     print(f"  ratio animate_anyone / plain  {median['animate_anyone'] / median['plain']:.3f}")
+    print(f"  ratio hpfa_caa / animate_anyone  {median['animate_anyone_hpfa_caa'] / median['animate_anyone']:.3f}")
     print(f"  one-off reference pass        median {statistics.median(encodes):7.2f} s "
           f"(= {statistics.median(encodes) / (median['plain'] / steps):.2f} plain steps); bank {bank_mib:.1f} MiB")
 

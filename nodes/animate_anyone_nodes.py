@@ -7,9 +7,12 @@ Atelier Encode AnimateAnyone Source (reference MODEL, VAE, source photo) → SOU
 (the CLIP image embedding and its zero counterpart as the cross-attention context) → Atelier Apply
 AnimateAnyone (denoising MODEL, SOURCE, pose guider, target POSE_KEYPOINT) → KSampler (CFG 3.5) →
 VAE Decode. These are siblings of the TruePose nodes rather than options on them: TruePose reads its
-SourceNet through the sampled MODEL itself with a text context and a parsing map, while this family
-brings its own reference UNet, reads with plain concatenation and conditions the denoiser on CLIP
-image embeddings, so no TruePose input would be shared.
+SourceNet through the sampled MODEL itself with a text context and a required parsing map, while this
+family brings its own reference UNet (the SourceNet here), reads with plain concatenation and
+conditions the denoiser on CLIP image embeddings. TruePose's HPFA and CAA are optional inputs on top
+(off by default): a source parsing (and a CLIP vision model for CAA's region crops) on Encode
+AnimateAnyone Source, TruePose weights and their strengths on Apply AnimateAnyone
+(animate_anyone_truepose.py).
 """
 
 from __future__ import annotations
@@ -38,14 +41,19 @@ from ..models.pose_networks.pose_guider import PoseGuider
 from ..models.reference_bank import ReferenceBank
 from ..models.reference_config import ReadMode, ReferenceConfig, UncondPolicy
 from ..models.sites import SITE_GROUPS
+from ..models.truepose.config import PAPER_DELTA, PAPER_K, PAPER_SIGMA
 from .animate_anyone_attachment import AnimateAnyoneAttachment
+from .animate_anyone_truepose import truepose_on_top
+from .combo_check import combo_errors
 from .folders import FOLDER_NAME
 from .garment_unet import load_garment_unet
 from .model_check import require_sd15, require_sd15_vae
 from .reference_image import check_reference_image, crop_to_multiple_of_8
 from .reference_source import write_bank
 from .schedule_inputs import schedule_window_inputs
-from .truepose_inputs import target_poses
+from .truepose_inputs import PARSING_FORMATS, source_labels, target_poses
+from .truepose_nodes import TruePoseType
+from .truepose_source import region_embeddings
 from .weights_loader import foreign_file_names, managed_module
 
 PoseGuiderType = io.Custom("ATELIER_POSE_GUIDER")
@@ -73,12 +81,21 @@ class AnimateAnyoneSource:
     """What Encode AnimateAnyone Source hands to Apply AnimateAnyone.
 
     Attributes:
-        bank: the reference UNet's attn1 inputs at all 16 sites, (B_s, T, C) each, on the intermediate device.
+        bank: the reference UNet's attn1 inputs at all 16 sites, (B_s, T, C) each, on the intermediate device;
+            TruePose's F' when HPFA/CAA run on top.
         context: (B_s, 1, E) the CLIP image embedding context the reference pass read.
+        latent_hw: (h, w) of the source latent the bank was written from (the bank's token grids).
+        labels: (B_s, H, W) LIP label maps of the sources (the optional ``source_parsing``), or None.
+        region_masks: (B_s, R, H, W) CAA's parsing-region masks, or None without a parsing.
+        clip_embeds: (B_s, R, E) CLIP embeddings of the region crops (``caa_clip_vision``), or None.
     """
 
     bank: ReferenceBank
     context: torch.Tensor
+    latent_hw: tuple[int, int] | None = None
+    labels: torch.Tensor | None = None
+    region_masks: torch.Tensor | None = None
+    clip_embeds: torch.Tensor | None = None
 
 
 def animate_anyone_file_names() -> list[str]:
@@ -196,6 +213,18 @@ class EncodeAnimateAnyoneSourceNode(io.ComfyNode):
                                           "image_encoder."),
                 io.Image.Input("source_image", tooltip="The person to re-pose. Give it at the size you generate (the "
                                "public pipeline resizes it to the output size); sides are center-cropped to a multiple of 8."),
+                io.Image.Input("source_parsing", optional=True,
+                               tooltip="Only for TruePose's HPFA/CAA on top (Apply AnimateAnyone's hpfa_strength / "
+                               "caa_strength): human parsing of source_image as a LIP or ATR palette image (exact "
+                               "colours) or a grey label-id image; one for all sources or one each. Without it HPFA "
+                               "runs without parsing guidance and CAA cannot run."),
+                io.Combo.Input("parsing_format", options=list(PARSING_FORMATS), default="lip_palette", optional=True,
+                               tooltip="How source_parsing encodes classes: LIP/ATR palette colours, or grey ids "
+                               "(value×255 = id)."),
+                io.ClipVision.Input("caa_clip_vision", optional=True,
+                                    tooltip="Only for CAA on top (needs source_parsing): the CLIP vision model the "
+                                    "TruePose weights' CAA was trained with; it embeds the crop of each parsing region. "
+                                    "Not the image encoder of clip_vision_output unless CAA was trained with it."),
             ],
             outputs=[
                 AnimateAnyoneSourceType.Output("source", display_name="source"),
@@ -205,10 +234,21 @@ class EncodeAnimateAnyoneSourceNode(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, reference_model, vae, clip_vision_output, source_image: torch.Tensor) -> io.NodeOutput:
+    def validate_inputs(cls, parsing_format=None) -> bool | str:
+        return combo_errors(parsing_format=(parsing_format, tuple(PARSING_FORMATS))) or True
+
+    @classmethod
+    def execute(cls, reference_model, vae, clip_vision_output, source_image: torch.Tensor,
+                source_parsing: torch.Tensor | None = None, parsing_format: str = "lip_palette",
+                caa_clip_vision=None) -> io.NodeOutput:
         require_sd15(reference_model, "reference_model")
         require_sd15_vae(vae)
         check_reference_image(source_image, "source_image")
+        if caa_clip_vision is not None and source_parsing is None:
+            raise ReferenceInputError(
+                "'caa_clip_vision' embeds the parsing regions of the source; connect 'source_parsing' too, or "
+                "disconnect 'caa_clip_vision'"
+            )
         context = clip_image_context(clip_vision_output, reference_model)
         pixels = crop_to_multiple_of_8(source_image)[..., :3]
         if context.shape[0] not in (1, pixels.shape[0]):
@@ -228,7 +268,13 @@ class EncodeAnimateAnyoneSourceNode(io.ComfyNode):
         offload = comfy.model_management.intermediate_device()
         positive = [[context.to(offload), {}]]
         negative = [[torch.zeros_like(context).to(offload), {}]]  # uncond_image_prompt_embeds = zeros_like
-        source = AnimateAnyoneSource(bank=bank.to(offload), context=context.to(offload))
+        labels = region_masks = clip_embeds = None
+        if source_parsing is not None:
+            labels = source_labels(source_parsing, parsing_format, source_image)  # (B_s, H8, W8)
+            region_masks, clip_embeds = region_embeddings(caa_clip_vision, pixels.cpu().float(), labels)
+        source = AnimateAnyoneSource(bank=bank.to(offload), context=context.to(offload),
+                                     latent_hw=tuple(latent.shape[-2:]), labels=labels, region_masks=region_masks,
+                                     clip_embeds=clip_embeds)
         return io.NodeOutput(source, positive, negative)
 
 
@@ -245,7 +291,10 @@ class ApplyAnimateAnyoneNode(io.ComfyNode):
                 "Pose transfer with AnimateAnyone's stage-1 networks: every self-attention of the denoising UNet also "
                 "attends to the source's reference features (conditional half only, as published), and the pose "
                 "guider's features of the target skeleton are added after conv_in. Sample with KSampler at CFG 3.5 "
-                "with the positive/negative of Encode AnimateAnyone Source; a latent batch of 1 or one per pose frame."
+                "with the positive/negative of Encode AnimateAnyone Source; a latent batch of 1 or one per pose frame. "
+                "Optional, off by default: TruePose's HPFA/CAA on top of the concat read (connect 'truepose' and raise "
+                "hpfa_strength / caa_strength; a source_parsing on Encode AnimateAnyone Source guides HPFA and is "
+                "needed for CAA)."
             ),
             inputs=[
                 io.Model.Input("model", tooltip="model (the denoising UNet) of Atelier Load AnimateAnyone."),
@@ -263,6 +312,25 @@ class ApplyAnimateAnyoneNode(io.ComfyNode):
                 io.Image.Input("skeleton", optional=True,
                                tooltip="A ready pose image instead of drawing target_pose (e.g. a DWPose preprocessor's "
                                "image with hands and face); one for all or one per frame, resized to the sampled size."),
+                TruePoseType.Input("truepose", optional=True,
+                                   tooltip="Optional, for TruePose's HPFA/CAA on top of the concat read: Atelier Load "
+                                   "TruePose's weights for an SD1.5-width UNet (their pose encoder is not used; the pose "
+                                   "guider is). No TruePose weights are trained on AnimateAnyone's UNet: expect an "
+                                   "experiment, not a tuned result. Used only when hpfa_strength or caa_strength is above 0."),
+                io.Float.Input("hpfa_strength", default=0.0, min=0.0, max=2.0, step=0.05, optional=True,
+                               tooltip="s_hpfa: weight of HPFA's fused source features (TruePose eq. 8), added to the "
+                               "concat read at the weights' HPFA sites; 0 = off (the default, as published)."),
+                io.Float.Input("caa_strength", default=0.0, min=0.0, max=2.0, step=0.05, optional=True,
+                               tooltip="s_caa: weight of CAA's CLIP-region term (TruePose eq. 9); 0 = off (the default). "
+                               "Needs source_parsing and caa_clip_vision on Encode AnimateAnyone Source."),
+                io.Float.Input("sigma", default=PAPER_SIGMA, min=0.0, max=2.0, step=0.05, optional=True,
+                               tooltip="σ of TruePose eq. 6: HPFA's weight outside the selected parsing regions (0.3 in "
+                               "the paper); used with a source_parsing."),
+                io.Float.Input("delta", default=PAPER_DELTA, min=0.0, max=2.0, step=0.05, optional=True,
+                               tooltip="δ of TruePose eq. 6: HPFA's weight inside the selected parsing regions (0.6 in "
+                               "the paper); used with a source_parsing."),
+                io.Int.Input("k", default=PAPER_K, min=1, max=8, optional=True,
+                             tooltip="K: how many least-attended parsing regions CAA reads (2 in the paper)."),
             ],
             outputs=[io.Model.Output(display_name="model")],
         )
@@ -270,7 +338,9 @@ class ApplyAnimateAnyoneNode(io.ComfyNode):
     @classmethod
     def execute(cls, model, source: AnimateAnyoneSource, pose_guider: LoadedPoseGuider, target_pose, person: int,
                 reference_strength: float, pose_strength: float, start_percent: float, end_percent: float,
-                skeleton: torch.Tensor | None = None) -> io.NodeOutput:
+                skeleton: torch.Tensor | None = None, truepose=None, hpfa_strength: float = 0.0,
+                caa_strength: float = 0.0, sigma: float = PAPER_SIGMA, delta: float = PAPER_DELTA,
+                k: int = PAPER_K) -> io.NodeOutput:
         require_sd15(model)
         poses = target_poses(target_pose, person) if skeleton is None else []
         if skeleton is not None and skeleton.ndim != 4:
@@ -285,9 +355,11 @@ class ApplyAnimateAnyoneNode(io.ComfyNode):
             mode=ReadMode.CONCAT, strength=reference_strength, site_weights={name: 1.0 for name in SITE_GROUPS["all"]},
             start_percent=start_percent, end_percent=end_percent, uncond=UncondPolicy.NONE,
         )
+        on_top = truepose_on_top(model, truepose, source, target_pose, person, hpfa_strength, caa_strength, sigma,
+                                 delta, k, start_percent, end_percent)
         attachment = AnimateAnyoneAttachment(
-            config, source.bank, pose_guider.module, PoseDrawings(tuple(poses), skeleton), pose_strength,
-            guider_patcher=pose_guider.patcher,
+            config, source.bank if on_top is None else on_top.bank, pose_guider.module,
+            PoseDrawings(tuple(poses), skeleton), pose_strength, guider_patcher=pose_guider.patcher, truepose=on_top,
         )
         patched = model.clone()
         attachment.install(patched)

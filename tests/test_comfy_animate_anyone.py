@@ -6,8 +6,9 @@ encoded and applied through the nodes; one Euler step of the real sampler from n
 middle of a 2-step schedule gives the guided v-prediction back (x_0 = α·x_t − σ_t·v). It is compared
 with the same step computed with diffusers UNets of the same weights and Atelier's math (concat
 read, unconditional half without the bank, pose features after conv_in on both halves), and, when
-ANIMATE_ANYONE_PATH points at a Moore-AnimateAnyone work tree, with the public code itself.
-Needs COMFYUI_PATH."""
+ANIMATE_ANYONE_PATH points at a Moore-AnimateAnyone work tree, with the public code itself. TruePose's
+HPFA/CAA on top (random TruePose weights at the tiny width): off, the step is bit-identical to the
+published path; on, it changes and reads the source parsing when one is given. Needs COMFYUI_PATH."""
 
 from __future__ import annotations
 
@@ -41,12 +42,48 @@ GUIDER_WIDTHS = (16, 32, 96, 256)
 # COCO-18 keypoints of a standing person on the 64×64 canvas.
 POSE = [(32, 10), (32, 18), (25, 19), (20, 29), (17, 38), (39, 19), (44, 29), (47, 38), (28, 38), (27, 50), (27, 61),
         (36, 38), (37, 50), (37, 61), (30, 8), (34, 8), (28, 9), (36, 9)]
+TRUEPOSE, TRUEPOSE_NO_CAA, TRUEPOSE_WIDE = "aa_truepose.safetensors", "aa_truepose_no_caa.safetensors", "aa_truepose_wide.safetensors"
+# LIP class -> (y0, y1, x0, x1) on the 64×64 source, around POSE, drawn in order.
+SOURCE_PARSING = (
+    ("left_leg", (44, 62, 24, 31)), ("right_leg", (44, 62, 33, 40)), ("pants", (36, 50, 22, 42)),
+    ("left_arm", (18, 40, 14, 21)), ("right_arm", (18, 40, 43, 50)), ("upper_clothes", (16, 38, 21, 43)),
+    ("hair", (2, 7, 27, 37)), ("face", (6, 15, 28, 36)), ("left_shoe", (60, 64, 22, 31)), ("right_shoe", (60, 64, 33, 42)),
+)
 
 
 def pose_keypoint(points=POSE):
     """A one-frame POSE_KEYPOINT of ``points`` on the 64×64 canvas."""
     flat = [value for x, y in points for value in (float(x), float(y), 1.0)]
     return [{"canvas_width": SIZE, "canvas_height": SIZE, "people": [{"pose_keypoints_2d": flat}]}]
+
+
+def lip_parsing_image(classes: tuple[str, ...] | None = None) -> torch.Tensor:
+    """(1, 64, 64, 3) LIP palette IMAGE of SOURCE_PARSING (only ``classes`` of it when given)."""
+    from atelier.models.labels import LIP_LABELS, LIP_PALETTE
+
+    image = torch.zeros(SIZE, SIZE, 3)
+    for name, (y0, y1, x0, x1) in SOURCE_PARSING:
+        if classes is not None and name not in classes:
+            continue
+        image[y0:y1, x0:x1] = torch.tensor(LIP_PALETTE[LIP_LABELS.index(name)]) / 255.0
+    return image.unsqueeze(0)
+
+
+def save_truepose_file(path, model_channels: int, context_dim: int, clip_embed_dim: int, seed: int = 0, **config) -> None:
+    """A TruePose weight file of random projections (CAA's W^{V^clip} made non-zero: a fresh one adds nothing)."""
+    from atelier.models.truepose.config import TruePoseConfig
+    from atelier.models.truepose.spec import TRUEPOSE as TRUEPOSE_SPEC
+    from atelier.models.weight_format import BaseModel
+    from atelier.models.weights import save_weight_file
+
+    base = BaseModel(model_channels=model_channels, context_dim=context_dim)
+    settings = TruePoseConfig(clip_embed_dim=clip_embed_dim, pose_encoder_widths=(8, 8, 16), **config).to_dict()
+    torch.manual_seed(seed)
+    modules = TRUEPOSE_SPEC.build(settings, base)
+    with torch.no_grad():
+        for layer in modules["caa"].to_v.values():
+            layer.weight.normal_(0.0, 0.5)
+    save_weight_file(str(path), TRUEPOSE_SPEC, base, settings, modules)
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +102,9 @@ def world(tiny_sd15, comfy_server_nodes, comfy_node_registry, tmp_path_factory):
     torch.save(published_reference_state(reference), folder / REFERENCE)
     width = int(model.model.model_config.unet_config["model_channels"])
     torch.save(published_pose_guider_state(width, GUIDER_WIDTHS, seed=3, std=0.1), folder / GUIDER)
+    save_truepose_file(folder / TRUEPOSE, width, context_dim, clip_embed_dim=context_dim)
+    save_truepose_file(folder / TRUEPOSE_NO_CAA, width, context_dim, clip_embed_dim=context_dim, caa_sites=())
+    save_truepose_file(folder / TRUEPOSE_WIDE, 2 * width, context_dim, clip_embed_dim=context_dim)
     g = torch.Generator().manual_seed(5)
     return SimpleNamespace(
         model=model, vae=vae, folder=folder, base=base, denoising=denoising, reference=reference,
@@ -78,11 +118,24 @@ def load(world, save_safetensors=False, **names):
     return world.nodes["AtelierAnimateAnyoneLoader"].execute(save_safetensors=save_safetensors, **files).args
 
 
-def encode(world, reference_model, clip_vision=None):
+def encode(world, reference_model, clip_vision=None, **optional):
     clip_vision = clip_vision or world.clip_vision
     output = clip_vision.encode_image(world.source, crop=False)  # CLIP Vision Encode, crop "none"
     return world.nodes["AtelierEncodeAnimateAnyoneSource"].execute(
-        reference_model=reference_model, vae=world.vae, clip_vision_output=output, source_image=world.source).args
+        reference_model=reference_model, vae=world.vae, clip_vision_output=output, source_image=world.source,
+        **optional).args
+
+
+def encode_parsed(world, reference_model, caa_clip_vision=None):
+    """Encode AnimateAnyone Source with the source parsing and the CLIP vision for CAA's region crops."""
+    return encode(world, reference_model, source_parsing=lip_parsing_image(), parsing_format="lip_palette",
+                  caa_clip_vision=caa_clip_vision or world.clip_vision)
+
+
+def load_truepose(world, name=TRUEPOSE):
+    from atelier.nodes.truepose_nodes import TruePoseLoaderNode
+
+    return TruePoseLoaderNode.execute(weights=name).args[0]
 
 
 def apply(world, model, source, guider, **overrides):
@@ -226,6 +279,94 @@ def test_errors_name_the_input_to_fix(world):
         encode(world, reference_model, clip_vision=narrow)
 
 
+def sites_of(bank):
+    from atelier.models.sites import SITES_BY_NAME
+
+    return [SITES_BY_NAME[name] for name in bank.site_names]
+
+
+@pytest.fixture(scope="module")
+def truepose_steps(world):
+    """The guided v of one step: published, and with TruePose's terms off or on, with or without the parsing."""
+    model, reference_model, guider = load(world)
+    source, positive, negative = encode(world, reference_model)
+    parsed, parsed_positive, _ = encode_parsed(world, reference_model)
+    truepose = load_truepose(world)
+
+    def step(encoded, **overrides):
+        return one_step(apply(world, model, encoded, guider, **overrides), positive, negative).v
+
+    return SimpleNamespace(
+        source=source, parsed=parsed, parsed_positive=parsed_positive, positive=positive,
+        published=step(source), off=step(parsed, truepose=truepose),
+        hpfa=step(parsed, truepose=truepose, hpfa_strength=1.0),
+        hpfa_no_parsing=step(source, truepose=truepose, hpfa_strength=1.0),
+        hpfa_caa=step(parsed, truepose=truepose, hpfa_strength=1.0, caa_strength=1.0),
+    )
+
+
+def test_truepose_off_is_the_published_path_bit_for_bit(truepose_steps):
+    """Encoding a parsing and connecting TruePose weights at strength 0 changes nothing, bit for bit."""
+    steps = truepose_steps
+    assert torch.equal(steps.parsed_positive[0][0], steps.positive[0][0])
+    assert all(torch.equal(steps.parsed.bank.get(site), steps.source.bank.get(site)) for site in sites_of(steps.source.bank))
+    assert steps.parsed.labels is not None and steps.parsed.clip_embeds is not None
+    assert torch.equal(steps.off, steps.published)
+
+
+def test_hpfa_and_caa_on_top_change_the_step_and_read_the_parsing(truepose_steps):
+    steps = truepose_steps
+    floor = TOLERANCE * float(steps.published.abs().max())  # the equivalence tolerance: far above fp32 noise here
+
+    def differ(a, b):
+        return float((a - b).abs().max()) / floor
+
+    ratios = {"hpfa vs published": differ(steps.hpfa, steps.published),
+              "hpfa without parsing vs published": differ(steps.hpfa_no_parsing, steps.published),
+              "hpfa with vs without parsing": differ(steps.hpfa, steps.hpfa_no_parsing),
+              "hpfa+caa vs hpfa": differ(steps.hpfa_caa, steps.hpfa)}
+    print("max |Δv| in units of the equivalence tolerance:", json.dumps(ratios))
+    assert all(torch.isfinite(v).all() for v in (steps.hpfa, steps.hpfa_no_parsing, steps.hpfa_caa))
+    assert all(ratio > 10 for ratio in ratios.values()), ratios
+
+
+def test_truepose_on_top_serves_a_pose_sequence_from_one_source(world):
+    """One source, two target poses: one selected mask M (and bank row) per pose, one frame per latent."""
+    model, reference_model, guider = load(world)
+    parsed, positive, negative = encode_parsed(world, reference_model)
+    back_view = pose_keypoint()
+    points = back_view[0]["people"][0]["pose_keypoints_2d"]
+    for index in (0, 14, 15, 16, 17):  # nose, eyes and ears hidden: M drops face and hair
+        points[3 * index + 2] = 0.0
+    frames = pose_keypoint() + back_view
+    patched = apply(world, model, parsed, guider, target_pose=frames, truepose=load_truepose(world), hpfa_strength=1.0)
+    step = one_step(patched, positive, negative, batch=2)
+    assert step.v.shape[0] == 2 and torch.isfinite(step.v).all()
+
+
+def test_truepose_on_top_errors_name_the_input_to_fix(world):
+    from atelier.models.errors import ReferenceInputError, UnsupportedModelError
+
+    model, reference_model, guider = load(world)
+    plain_source, _, _ = encode(world, reference_model)
+    parsed, _, _ = encode_parsed(world, reference_model)
+    with pytest.raises(ReferenceInputError, match="'truepose' is not connected"):
+        apply(world, model, parsed, guider, hpfa_strength=1.0)
+    with pytest.raises(UnsupportedModelError, match="'truepose' was made for an SD1.5 UNet with model_channels 64"):
+        apply(world, model, parsed, guider, truepose=load_truepose(world, TRUEPOSE_WIDE), hpfa_strength=1.0)
+    with pytest.raises(ReferenceInputError, match="without 'source_parsing' and 'caa_clip_vision'"):
+        apply(world, model, plain_source, guider, truepose=load_truepose(world), caa_strength=1.0)
+    with pytest.raises(ReferenceInputError, match="trained without CAA; set 'caa_strength' to 0"):
+        apply(world, model, parsed, guider, truepose=load_truepose(world, TRUEPOSE_NO_CAA), caa_strength=1.0)
+    (world.folder / "narrow_clip").mkdir(exist_ok=True)
+    narrow = tiny_clip_vision(world.folder / "narrow_clip", projection_dim=24)
+    narrow_parsed, _, _ = encode_parsed(world, reference_model, caa_clip_vision=narrow)
+    with pytest.raises(UnsupportedModelError, match="'caa_clip_vision' gives 24-wide image embeddings"):
+        apply(world, model, narrow_parsed, guider, truepose=load_truepose(world), caa_strength=1.0)
+    with pytest.raises(ReferenceInputError, match="connect 'source_parsing' too"):
+        encode(world, reference_model, caa_clip_vision=world.clip_vision)
+
+
 @pytest.mark.skipif(not os.environ.get("ANIMATE_ANYONE_PATH"),
                     reason="ANIMATE_ANYONE_PATH is not set: no Moore-AnimateAnyone work tree")
 def test_one_sampler_step_equals_the_public_pipeline(world, tmp_path):
@@ -268,3 +409,45 @@ def test_one_sampler_step_equals_the_public_pipeline(world, tmp_path):
     assert errors["fp32_bank"] <= TOLERANCE * scale
     assert errors["diffusers_math_vs_public_fp32"] <= TOLERANCE * scale
     assert errors["published_fp16_bank"] <= 1e-3 * scale  # the public update() casts the bank to fp16
+
+
+def test_workflow_with_hpfa_and_caa_on_executes_in_comfyui(comfy_server_nodes, comfy_node_registry, tiny_sd15_checkpoint):
+    """The shipped workflow with TruePose's terms switched on (Load TruePose, a source parsing from Load Image,
+    the workflow's CLIP vision for CAA's region crops) runs through ComfyUI's executor, and its image differs
+    from the same graph with them off."""
+    import numpy as np
+    from atelier.nodes.folders import FOLDER_NAME
+    from comfy_fixtures import execute_prompt, new_prompt_executor
+    from PIL import Image
+    from test_workflows import REPO, prepared_prompt
+    from workflow_assets_animate_anyone import IMAGE_CONTEXT_DIM, MODEL_CHANNELS
+
+    folder = comfy_node_registry.output_dir.parent / "aa_truepose_weights"
+    folder.mkdir(exist_ok=True)
+    save_truepose_file(folder / "aa_workflow_truepose.safetensors", MODEL_CHANNELS, IMAGE_CONTEXT_DIM,
+                       clip_embed_dim=IMAGE_CONTEXT_DIM)  # ViT-L/14's projection width
+    comfy_node_registry.folder_paths.add_model_folder_path(FOLDER_NAME, str(folder))
+    # (64, 64, 3), the scaled source's size; two regions, so CAA's crops cost two passes of the ViT-L/14
+    parsing = (lip_parsing_image(("upper_clothes", "face"))[0] * 255).round().to(torch.uint8).numpy()
+    Image.fromarray(parsing).save(comfy_node_registry.input_dir / "aa_person_parsing.png")
+
+    rng = np.random.default_rng(0)
+    prompt = prepared_prompt(REPO / "workflows" / "animate_anyone_pose_transfer.json", comfy_node_registry,
+                             tiny_sd15_checkpoint, lambda name: (rng.random((96, 96, 3)) * 255).astype(np.uint8))
+    node_of = {node["class_type"]: node_id for node_id, node in prompt.items()}
+    prompt["900"] = {"class_type": "AtelierTruePoseLoader", "inputs": {"weights": "aa_workflow_truepose.safetensors"}}
+    prompt["901"] = {"class_type": "LoadImage", "inputs": {"image": "aa_person_parsing.png"}}
+    prompt[node_of["AtelierEncodeAnimateAnyoneSource"]]["inputs"].update(
+        source_parsing=["901", 0], parsing_format="lip_palette", caa_clip_vision=[node_of["CLIPVisionLoader"], 0])
+    apply_inputs = prompt[node_of["AtelierApplyAnimateAnyone"]]["inputs"]
+    apply_inputs.update(truepose=["900", 0], hpfa_strength=1.0, caa_strength=1.0)
+
+    def saved_image(result) -> np.ndarray:
+        image = result["outputs"][node_of["SaveImage"]]["images"][0]
+        return np.asarray(Image.open(comfy_node_registry.output_dir / image["subfolder"] / image["filename"]))
+
+    executor = new_prompt_executor()
+    on = saved_image(execute_prompt(prompt, executor=executor))
+    apply_inputs.update(hpfa_strength=0.0, caa_strength=0.0)
+    off = saved_image(execute_prompt(prompt, executor=executor))
+    assert on.shape == off.shape and np.abs(on.astype(int) - off.astype(int)).max() > 0
