@@ -4,6 +4,8 @@ per-entity encoding plan. Pure Python/torch; no ComfyUI import.
 
 - ``schema``: the triple type, the relations, JSON in/out with errors that say where;
 - ``lexicon``: the fashion vocabulary (garments, parts, colours, materials, patterns, styles);
+- ``catalogue_vocabulary`` (generated from a catalogue table and the XKCD colour survey) and
+  ``catalogue_words`` (curated parts, materials, finishes): the words of real shop descriptions;
 - ``parser``: the default deterministic offline parser (``parse_prompt``);
 - ``llm``: the optional local causal-LM backend that falls back to the parser;
 - ``linearize``: the paper's triple prompt;

@@ -11,11 +11,22 @@ Word kinds:
 - PATTERN_ADJECTIVE: "striped", "checked" ... -> ``has-pattern`` with the noun form;
 - COLOR, MATERIAL, STYLE (fit and length words are STYLE with a ``STYLE_GROUPS`` entry);
 - COLOR_SHADE: "light", "dark", ... joined with the next colour ("light blue").
+
+``lexicon_entries`` is this base vocabulary (the toy world's words; the tiny tokenizer spells
+them). The parser reads ``parser_entries``: the base plus the catalogue vocabulary of real shop
+text, generated from data (``catalogue_vocabulary``: product types, colour groups and survey
+colour names) and curated (``catalogue_words``: parts, materials, finishes); base words keep
+their kind where the two overlap. ``parser_aliases`` maps written forms to a canonical phrase
+(plural garments to singular: "bras" -> "bra").
 """
 
 from __future__ import annotations
 
 from enum import Enum
+from functools import lru_cache
+
+from . import catalogue_vocabulary as generated
+from . import catalogue_words as curated
 
 
 class WordKind(str, Enum):
@@ -77,7 +88,10 @@ OTHER_STYLES: tuple[str, ...] = (
     "high", "turtle", "wrap", "ribbed", "ruffled", "distressed", "high-waisted", "casual", "formal", "vintage",
     "elegant", "sporty", "classic", "puff", "flared", "tapered", "zip-up", "drawstring", "elasticated", "patch",
 )
-STYLE_GROUPS: dict[str, str] = {**{word: "fit" for word in FIT_STYLES}, **{word: "length" for word in LENGTH_STYLES}}
+STYLE_GROUPS: dict[str, str] = {
+    **{word: "fit" for word in FIT_STYLES + curated.FIT_STYLES},
+    **{word: "length" for word in LENGTH_STYLES + curated.LENGTH_STYLES},
+}
 
 
 def lexicon_entries() -> dict[str, WordKind]:
@@ -93,6 +107,28 @@ def lexicon_entries() -> dict[str, WordKind]:
         for phrase in phrases:
             entries.setdefault(phrase, kind)
     return entries
+
+
+@lru_cache(maxsize=1)
+def parser_entries() -> dict[str, WordKind]:
+    """The base lexicon plus the catalogue vocabulary (see the module docstring); read-only."""
+    entries = dict(lexicon_entries())
+    groups: list[tuple[tuple[str, ...], WordKind]] = [
+        (generated.GARMENT_TYPES + curated.GARMENT_NOUNS, WordKind.GARMENT), (curated.PARTS, WordKind.PART),
+        (generated.COLORS, WordKind.COLOR), (curated.MATERIALS, WordKind.MATERIAL),
+        (curated.FIT_STYLES + curated.LENGTH_STYLES + curated.FINISH_STYLES, WordKind.STYLE),
+    ]
+    for phrases, kind in groups:
+        for phrase in phrases:
+            entries.setdefault(phrase, kind)
+    return entries
+
+
+def parser_aliases() -> dict[str, str]:
+    """Written form -> canonical phrase of the same kind (plural garment nouns to singular)."""
+    entries = parser_entries()
+    return {written: canonical for written, canonical in curated.GARMENT_SINGULARS.items()
+            if entries.get(canonical) is WordKind.GARMENT}
 
 
 def match_key(phrase: str) -> tuple[str, ...]:
