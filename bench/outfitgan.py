@@ -9,11 +9,11 @@ SAM (ablation), and one shared generator; plus the CCM alone.
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import torch
 
+from atelier.train.command_line import make_parser
 from atelier.models.outfitgan import CollocationClassifier, OutfitGANConfig, OutfitGenerator, default_silhouette
 
 VARIANTS = {
@@ -36,7 +36,7 @@ def _time(fn, repeats: int, device: torch.device) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = make_parser("python bench/outfitgan.py", __doc__)
     parser.add_argument("--size", type=int, default=256, help="item side")
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 4], help="outfits per call")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per measurement (after one warm-up)")

@@ -120,15 +120,27 @@ def _check_and_split(spec: SystemSpec, modules: Mapping[str, nn.Module], tensors
     }
 
 
-def load_weight_file(path: str, expected_system: str | None = None, expected_base: BaseModel | None = None) -> WeightFile:
-    """Load and check a weight file; errors name the file and what is wrong with it."""
+def describe_file(metadata: Mapping[str, str], keys: set[str]) -> str:
+    """What a safetensors file is, for an error message: "an Atelier 'outfitgan' weight file" or "not
+    an Atelier weight file (N tensors, e.g. KEY)"."""
+    try:
+        return f"an Atelier '{recognise_system(metadata, keys).name}' weight file"
+    except WeightFileError:
+        example = min(keys) if keys else "none"
+        return f"not an Atelier weight file ({len(keys)} tensors, e.g. {example!r})"
+
+
+def load_weight_file(path: str, expected_system: str | None = None, expected_base: BaseModel | None = None,
+                     needed_by: str = "this node") -> WeightFile:
+    """Load and check a weight file; errors name the file and what is wrong with it. ``needed_by``
+    names who asked for ``expected_system`` in that message (a node, or a command-line flag)."""
     metadata, tensors = _read(path)
     version = int(metadata.get(META_FORMAT_VERSION, FORMAT_VERSION))
     if version > FORMAT_VERSION:
         raise WeightFileError(f"{path} has format version {version}; this Atelier reads up to {FORMAT_VERSION}, update it")
     spec = recognise_system(metadata, set(tensors))
     if expected_system is not None and spec.name != expected_system:
-        raise WeightFileError(f"{path} is a '{spec.name}' weight file; this node needs a '{expected_system}' file")
+        raise WeightFileError(f"{path} is a '{spec.name}' weight file; {needed_by} needs a '{expected_system}' file")
     base = BaseModel.from_json(metadata[META_BASE_MODEL]) if META_BASE_MODEL in metadata else (expected_base or BaseModel())
     if expected_base is not None and base != expected_base:
         raise WeightFileError(

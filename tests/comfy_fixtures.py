@@ -2,7 +2,9 @@
 
 Loaded by ``tests/conftest.py`` (``pytest_plugins = ["comfy_fixtures"]``). Importing this module
 touches neither ComfyUI nor torch; everything ComfyUI-shaped happens inside the fixtures, which
-skip when the environment variable ``COMFYUI_PATH`` (a local ComfyUI checkout) is unset.
+skip when the environment variable ``COMFYUI_PATH`` (a local ComfyUI checkout) is unset, or when it
+is set but ComfyUI cannot be imported from the running interpreter (e.g. its requirements, such as
+torchvision, are not installed in this venv).
 
 Fixtures (all session-scoped, so ComfyUI is imported and the tiny model built once per run):
 
@@ -210,12 +212,23 @@ def comfyui() -> types.SimpleNamespace:
     ``model_management``, ``model_patcher``, ``ops``, ``sample``, ``samplers``, ``sd``,
     ``sd1_clip``, ``supported_models``, ``supported_models_base``, ``utils`` (``comfy.utils``)
     and ``folder_paths``. After this fixture, plain ``import comfy.xyz`` also works in a test.
-    A set but wrong ``COMFYUI_PATH`` fails the test (ComfyUICheckoutError) rather than skipping.
+    A set but wrong ``COMFYUI_PATH`` fails the test (ComfyUICheckoutError) rather than skipping; a
+    right one whose ComfyUI this interpreter cannot import (a missing requirement) skips, saying so.
     """
     raw = os.environ.get(COMFYUI_PATH_ENV)
     if not raw:
         pytest.skip(COMFYUI_SKIP_REASON)
-    return import_comfyui(Path(raw))
+    try:
+        return import_comfyui(Path(raw))
+    except ImportError as error:
+        pytest.skip(comfyui_import_skip_reason(Path(raw), error))
+
+
+def comfyui_import_skip_reason(checkout: Path, error: ImportError) -> str:
+    """Why the ComfyUI tests skip when the checkout is there but this interpreter cannot import it."""
+    return (f"{COMFYUI_PATH_ENV}={checkout} is set, but ComfyUI cannot be imported from {sys.executable} "
+            f"({type(error).__name__}: {error}); install ComfyUI's requirements into this environment, or run "
+            f"the tests with the Python of ComfyUI's own environment")
 
 
 # --------------------------------------------------------------------------------------------

@@ -72,9 +72,10 @@ def test_judge_trains_reports_an_auc_and_saves_a_file_evaluate_reads(tmp_path):
         JudgeConfig(rule="rainbow")
 
 
-def test_judge_command_prints_auc_per_seed(capsys):
+def test_judge_command_prints_auc_per_seed(capsys, tmp_path):
     judge.main(["--train-outfits", "8", "--test-outfits", "12", "--steps", "1", "--batch-size", "2",
-                "--seeds", "0", "1", "--rule", "accents"])
+                "--seeds", "0", "1", "--rule", "accents", "--out", str(tmp_path)])
+    assert (tmp_path / "judge.safetensors").is_file(), "--out is the folder evaluate --judge reads from"
     report = json.loads(capsys.readouterr().out)
     assert report["rule"] == "accents" and len(report["auc"]) == 2
     assert all(0.0 <= auc <= 1.0 for auc in report["auc"]) and report["auc_sd"] >= 0.0

@@ -105,8 +105,8 @@ def _tensors(path) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("variant", [[], ["--shared-generator", "--no-sam"]], ids=["per_item_sam", "shared_no_sam"])
 def test_two_steps_export_and_load_with_every_key_consumed(tmp_path, variant):
-    out = tmp_path / "outfitgan.safetensors"
-    train(parse_args([*TINY, *variant, "--ccm-steps", "1", "--steps", "2", "--out", str(out)]))
+    out = train(parse_args([*TINY, *variant, "--ccm-steps", "1", "--steps", "2", "--out", str(tmp_path)]))
+    assert out == tmp_path / "outfitgan.safetensors"
     loaded = load_weight_file(str(out), expected_system="outfitgan")
     expected = {OUTFITGAN.prefixes[c] + k for c, m in loaded.modules.items() for k in m.state_dict()}
     assert _keys(out) == expected
@@ -124,20 +124,22 @@ def test_two_steps_export_and_load_with_every_key_consumed(tmp_path, variant):
 
 def test_resume_continues_exactly_where_the_checkpoint_left_off(tmp_path):
     common = [*TINY, "--ccm-steps", "1", "--checkpoint-every", "1", "--keep-checkpoints", "1"]
-    train(parse_args([*common, "--steps", "1", "--checkpoint-dir", str(tmp_path / "ck"), "--out", str(tmp_path / "a.safetensors")]))
+    train(parse_args([*common, "--steps", "1", "--checkpoint-dir", str(tmp_path / "ck"), "--out", str(tmp_path / "a")]))
     assert [p.name for p in (tmp_path / "ck").iterdir()] == ["step-0000002"]
     train(parse_args([*common, "--steps", "2", "--resume", "--checkpoint-dir", str(tmp_path / "ck"),
-                      "--out", str(tmp_path / "resumed.safetensors")]))
+                      "--out", str(tmp_path / "resumed")]))
     train(parse_args([*common, "--steps", "2", "--checkpoint-dir", str(tmp_path / "fresh"),
-                      "--out", str(tmp_path / "straight.safetensors")]))
-    resumed, straight = _tensors(tmp_path / "resumed.safetensors"), _tensors(tmp_path / "straight.safetensors")
-    first = _tensors(tmp_path / "a.safetensors")
+                      "--out", str(tmp_path / "straight")]))
+    resumed, straight = _tensors(tmp_path / "resumed/outfitgan.safetensors"), _tensors(tmp_path / "straight/outfitgan.safetensors")
+    first = _tensors(tmp_path / "a/outfitgan.safetensors")
     assert any(not torch.equal(first[k], straight[k]) for k in straight), "the extra step changed the weights"
     assert all(torch.allclose(resumed[k], straight[k], atol=1e-6) for k in straight)
 
 
 def test_bad_flags_are_named():
     with pytest.raises(ValueError, match="--data polyvore needs --data-root"):
-        parse_args(["--data", "polyvore", "--out", "x.safetensors"])
+        parse_args(["--data", "polyvore", "--out", "x"])
     with pytest.raises(ValueError, match="--batch-size"):
-        parse_args(["--batch-size", "0", "--out", "x.safetensors"])
+        parse_args(["--batch-size", "0", "--out", "x"])
+    with pytest.raises(ValueError, match="--out is the output folder"):
+        parse_args(["--out", "x.safetensors"])

@@ -34,7 +34,7 @@ def test_config_errors_name_the_flag(overrides, flag):
 
 
 def test_cli_flags_map_onto_the_config():
-    config = parse_args(["--data", "toyworld_outfits", "--prompt-mode", "bound", "--steps", "7", "--learning-rate",
+    config = parse_args(["--data", "toyworld_outfits", "--prompt-mode", "bound", "--steps", "7", "--lr",
                          "1e-4", "--train-text-encoder", "--adapter", "full", "--widths", "32", "32", "64", "64"])
     assert (config.data, config.prompt_mode, config.steps, config.learning_rate) == ("toyworld_outfits", "bound", 7, 1e-4)
     assert config.train_text_encoder and config.widths == (32, 32, 64, 64)

@@ -21,6 +21,7 @@ from atelier.train.truepose.data import ToyPosePairs
 from atelier.train.truepose.selection_rate import (
     SelectionRateOptionError,
     main,
+    parse_args,
     selection_rate,
 )
 
@@ -117,4 +118,6 @@ def test_selection_rate_command_prints_one_json_line(capsys):
     line = json.loads(capsys.readouterr().out)
     assert line == result and line["pairs"] == 6 and 0.0 <= line["rate"] <= 1.0
     with pytest.raises(SelectionRateOptionError, match="--hidden-part-fraction"):
+        parse_args(["--hidden-part-fraction", "2"])
+    with pytest.raises(SystemExit, match="--hidden-part-fraction"):
         main(["--hidden-part-fraction", "2"])

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+from safetensors import safe_open
 from safetensors.torch import load_file
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from ...models.errors import AtelierError
 from ...models.weight_format import BaseModel
+from ...models.weights import describe_file
 from ..substrate import is_substrate, substrate, vae_factor_for
 from ..text2graph.models import sd_scheduler
 from ..text2graph.tiny import tiny_text_encoder, tiny_tokenizer
@@ -26,6 +28,10 @@ SD_VAE_SCALING = 0.18215
 
 class BaseModelPathError(AtelierError, FileNotFoundError):
     """--base is neither "tiny" nor a diffusers SD1.5 folder, or --init-unet is missing."""
+
+
+class InitUnetError(AtelierError, ValueError):
+    """--init-unet is not a UNet state dict of the base's layout; the message names the file and what it is."""
 
 
 class SDVAE:
@@ -102,12 +108,33 @@ def load_base(base: str, seed: int = 0, init_unet: str | None = None, vae_factor
             scheduler=DDPMScheduler.from_pretrained(folder, subfolder="scheduler", **options),
         )
     if init_unet is not None:
-        path = Path(init_unet)
-        if not path.is_file():
-            raise BaseModelPathError(f"--init-unet {str(path)!r} does not exist (write it with --stage base)")
-        components.unet.load_state_dict(load_file(str(path)), strict=True)
+        load_init_unet(components.unet, Path(init_unet), base)
     components.text_encoder.requires_grad_(False).eval()
     return components
+
+
+def load_init_unet(unet: torch.nn.Module, path: Path, base: str) -> None:
+    """``--init-unet``: a diffusers-format UNet state dict of ``base``'s layout, loaded strictly; any
+    other file is one error naming the file, what it is and what was expected."""
+    if not path.is_file():
+        raise BaseModelPathError(f"--init-unet {str(path)!r} does not exist (write it with --stage base)")
+    expected = f"a diffusers-format UNet state dict for --base {base} (base_unet.safetensors of --stage base)"
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata, keys = handle.metadata() or {}, set(handle.keys())
+    except Exception as error:  # safetensors raises its own error types for a non-safetensors file
+        raise InitUnetError(f"--init-unet {path} is not a safetensors file ({error}); expected {expected}") from None
+    wanted = set(unet.state_dict())
+    if keys != wanted:
+        missing, unexpected = len(wanted - keys), len(keys - wanted)
+        raise InitUnetError(f"--init-unet {path} is {describe_file(metadata, keys)}, not {expected}: {missing} UNet "
+                            f"keys missing, {unexpected} unexpected")
+    try:
+        unet.load_state_dict(load_file(str(path)), strict=True)
+    except RuntimeError as error:
+        first = str(error).split("\n\t")[1] if "\n\t" in str(error) else ""
+        raise InitUnetError(f"--init-unet {path} has the UNet's keys but other shapes (another substrate than "
+                            f"--base {base}?); expected {expected}. {first}".strip()) from None
 
 
 @torch.no_grad()

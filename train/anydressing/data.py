@@ -25,9 +25,9 @@ from ..datasets import sample as keys
 from ..datasets.dresscode import CATEGORIES as DRESSCODE_FOLDERS
 from ..datasets.dresscode import DressCode
 from ..toyworld import ToyWorld, ToyWorldConfig
+from .options import DATA_SOURCES  # noqa: F401  (defined with the options, which import nothing heavy)
 
 TILED_CATEGORY = "outfit"
-DATA_SOURCES = ("toyworld", "dresscode")
 # ATR labels of each DressCode garment category in the person's parsing map.
 DRESSCODE_LABELS: dict[str, tuple[str, ...]] = {
     "upper": ("upper_clothes",), "lower": ("skirt", "pants"), "dress": ("dress",),
@@ -219,15 +219,16 @@ def collate(samples: Sequence[DressingSample]) -> DressingBatch:
 
 
 def batch_for_step(dataset, groups: dict[tuple[str, ...], list[int]], step: int, batch_size: int, seed: int,
-                   tile: bool = False, process: int = 0) -> DressingBatch:
+                   tile: bool = False, process: int = 0, processes: int = 1) -> DressingBatch:
     """The batch of training step ``step``: a category group (chance proportional to its size), then
-    ``batch_size`` of its samples, all drawn from ``(seed, step, process)``, so a resumed run sees
-    exactly the batches it would have seen."""
-    rng = np.random.default_rng((seed, step, process))
+    the global batch's samples of it, all drawn from ``(seed, step)``, of which this process takes its
+    ``batch_size``; a resumed run sees exactly the batches it would have seen."""
+    rng = np.random.default_rng((seed, step, 0))
     names = sorted(groups)
     sizes = np.array([len(groups[name]) for name in names], dtype=np.float64)
     group = groups[names[int(rng.choice(len(names), p=sizes / sizes.sum()))]]
-    samples = [dataset[group[int(i)]] for i in rng.integers(0, len(group), size=batch_size)]
+    rows = rng.integers(0, len(group), size=batch_size * processes)[process * batch_size:(process + 1) * batch_size]
+    samples = [dataset[group[int(i)]] for i in rows]
     return collate([tiled(s) for s in samples] if tile else samples)
 
 

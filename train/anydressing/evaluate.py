@@ -6,7 +6,9 @@ fixed by (seed, sample), denoise with DDIM while DressingNet reads the garments 
 decode, and measure for each garment k against its ground-truth mask M_k:
 
 - ``fidelity``: fraction of M_k's pixels within 15 ΔE of one of the garment's colours (color_fidelity);
-- ``color_error``: ΔE between M_k's median Lab colour and the garment's main colour (region_color_error);
+- ``color_error``: ΔE between the mean L*a*b* colours of the picture and of the ground truth inside
+  M_k (mean_color_error: the garment as drawn, pattern included; a median would name a check
+  pattern's colour when it covers more than half of a small garment);
 - ``leak_garments``: fraction of the other garments' pixels that took garment k's main colour
   (color_leakage, pixels already that colour in the ground truth not counted);
 - ``leak_background``: the same over the background (everything outside the person).
@@ -36,8 +38,9 @@ from ...models.anydressing.config import PAPER_LAMBDA, DressingConfig
 from ...models.anydressing.dressing_run import DressingRun
 from ...models.diffusers_host import DiffusersReferenceHost
 from ...models.weights import load_weight_file
+from ..command_line import add_out_option, make_parser, output_file, run_cli
 from ..loop import start_cli
-from ..metrics.color import color_fidelity, color_leakage, region_color_error
+from ..metrics.color import color_fidelity, color_leakage, mean_color_error
 from .components import BaseComponents, encode_text, load_base
 from .data import TILED_CATEGORY, ToyDressing, collate, tiled
 from .steps import DressingTrainables, encode_garments, reading_config
@@ -45,6 +48,7 @@ from .steps import DressingTrainables, encode_garments, reading_config
 logger = logging.getLogger("atelier.train.anydressing")
 
 NEUTRAL_GREY = 0.5
+REPORT_FILE = "evaluation.json"
 HELD_OUT_START = 100_000  # toy-world person indices of the evaluation set (training uses 0..N-1)
 METRICS = ("fidelity", "color_error", "leak_garments", "leak_background")
 ERROR_TIMESTEP = 800  # t of the garment-region noise-prediction error
@@ -52,7 +56,7 @@ ERROR_TIMESTEP = 800  # t of the garment-region noise-prediction error
 
 def load_dressing(path: str) -> tuple[DressingConfig, DressingTrainables]:
     """Config and modules of an AnyDressing weight file (LoRA-mode GarmentsNet)."""
-    loaded = load_weight_file(path, expected_system="anydressing")
+    loaded = load_weight_file(path, expected_system="anydressing", needed_by="--weights")
     config = DressingConfig.from_dict(loaded.config)
     return config, DressingTrainables(loaded.modules["garment_lora"], loaded.modules["projections"]).eval()
 
@@ -112,7 +116,7 @@ def garment_scores(image: np.ndarray, truth: np.ndarray, masks: dict[str, np.nda
         colors = [c.rgb for c in spec.colors()]
         scores.append({
             "fidelity": color_fidelity(image, mask, colors),
-            "color_error": region_color_error(image, mask, spec.color.rgb),
+            "color_error": mean_color_error(image, truth, mask),
             "leak_garments": color_leakage(image, spec.color.rgb, others, reference=truth),
             "leak_background": color_leakage(image, spec.color.rgb, ~person, reference=truth),
         })
@@ -160,7 +164,7 @@ def evaluate(components: BaseComponents, dataset: ToyDressing, count: int, dress
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Options of the evaluation command."""
-    p = argparse.ArgumentParser(prog="python -m atelier.train.anydressing.evaluate", description=__doc__.splitlines()[0])
+    p = make_parser("python -m atelier.train.anydressing.evaluate", __doc__)
     p.add_argument("--weights", default=None, help="AnyDressing weight file; without it: the no-garment baseline")
     p.add_argument("--base", default="tiny", help="'tiny' or a diffusers SD1.5 folder")
     p.add_argument("--init-unet", default=None, help="the denoiser's diffusers-format weights (stage 0's base_unet.safetensors)")
@@ -174,19 +178,27 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=20, help="DDIM steps over the full schedule")
     p.add_argument("--seed", type=int, default=0, help="noise seed")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (1 is faster on a busy CPU)")
+    add_out_option(p, f"also write the metrics there as {REPORT_FILE}", required=False)
     return p.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def run(args: argparse.Namespace) -> None:
     """Print the metrics as one JSON line."""
-    args = parse_args(argv)
     start_cli(args)
     components = load_base(args.base, 0, args.init_unet, args.vae_factor)
     categories = tuple(c for c in args.garments.split(",") if c)
     dataset = ToyDressing(args.size, HELD_OUT_START, args.count * 3, args.world_seed, categories)
     dressing = load_dressing(args.weights) if args.weights else None
     result = evaluate(components, dataset, args.count, dressing, args.strength, args.noise_strength, args.steps, args.seed)
-    print(json.dumps({"weights": args.weights, "strength": args.strength, **result}))
+    line = json.dumps({"weights": args.weights, "strength": args.strength, **result})
+    if args.out:
+        output_file(args.out, REPORT_FILE).write_text(line + "\n")
+    print(line)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point; a user error is one line (--debug: the traceback)."""
+    run_cli(parse_args, run, argv)
 
 
 if __name__ == "__main__":

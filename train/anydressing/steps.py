@@ -27,7 +27,7 @@ from ...models.diffusers_host import DiffusersReferenceHost
 from ...models.reference_config import ReadMode, ReferenceConfig
 from ...models.reference_projections import ReferenceProjections
 from ...models.sites import SITES_BY_NAME
-from ..loop import noise_and_timesteps
+from ..loop import noise_and_timesteps, process_slice
 from .components import BaseComponents, encode_text
 from .data import DressingBatch, DressingDataError
 
@@ -86,8 +86,10 @@ def cross_view_config() -> ReferenceConfig:
 
 
 def shifted(images: torch.Tensor, generator: torch.Generator, most: int) -> torch.Tensor:
-    """``images`` (B, 3, H, W) each rolled by its own random offset of up to ``most`` pixels per axis."""
-    offsets = torch.randint(-most, most + 1, (images.shape[0], 2), generator=generator).tolist()
+    """``images`` (B, 3, H, W) each rolled by its own random offset of up to ``most`` pixels per axis
+    (drawn for the global batch, this process's rows kept)."""
+    count, _, rows = process_slice(images.shape[0])
+    offsets = torch.randint(-most, most + 1, (count * images.shape[0], 2), generator=generator)[rows].tolist()
     return torch.stack([image.roll(shifts=(dy, dx), dims=(1, 2)) for image, (dy, dx) in zip(images, offsets)])
 
 

@@ -1,3 +1,6 @@
-from .cli import main
+"""``python -m atelier.train.gate``: the options are parsed before torch loads."""
 
-main()
+from ..command_line import deferred, run_cli
+from .options import parse_args
+
+run_cli(parse_args, deferred(".cli", "run", __package__))

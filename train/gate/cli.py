@@ -1,13 +1,5 @@
-"""``python -m atelier.train.gate``: the toy substrate's gate, printed as markdown.
-
-Example (toy32 base from ``python -m atelier.train.anydressing --stage base --base toy32 ...``)::
-
-    python -m atelier.train.gate --base toy32 --init-unet out/toy32/base/base_unet.safetensors
-
-It passes when the self-reference oracle lowers the garment-region ε-MSE at t = 500 by at least
-``--threshold`` (20%) through either untrained read; it exits 1 when it does not. About 1-2 minutes
-on one CPU thread for toy32 with 24 people.
-"""
+"""The measuring half of ``python -m atelier.train.gate``, run once ``options.py`` has parsed the
+options (its docstring is the command's ``--help``: what it does, the files it writes, examples)."""
 
 from __future__ import annotations
 
@@ -17,20 +9,14 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ...models.errors import AtelierError
 from ...models.sites import SD15_SITES, SITE_GROUPS
 from ..anydressing.components import load_base
-from ..loop import start_cli
-from ..substrate import is_substrate, substrate
+from ..command_line import run_cli, start_cli
 from .measure import gate_data, probed_error, reference_banks, relative_rise, self_reference_oracle
+from .options import GATE_TIMESTEP, GateOptionError, parse_args  # noqa: F401  (light: parsed before torch loads)
 
-GATE_TIMESTEP = 500
 ABLATION_GROUPS = ("output", "all")
 GATE_READS = ("concat", "cross")  # the clean target itself; the other-pose reads are reported beside
-
-
-class GateOptionError(AtelierError, ValueError):
-    """A gate option is out of range; the message names the flag."""
 
 
 @dataclass(frozen=True)
@@ -52,29 +38,6 @@ class GateResult:
         """Whether an untrained read of the clean target lowers the error at t = 500 by ``threshold``."""
         gains = self.oracle_gain(GATE_TIMESTEP)
         return max(gains[mode] for mode in GATE_READS) >= threshold
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line options."""
-    p = argparse.ArgumentParser(prog="python -m atelier.train.gate", description=__doc__.splitlines()[0])
-    p.add_argument("--base", default="toy32", help="toy substrate of the base (tiny, toy32)")
-    p.add_argument("--init-unet", required=True, help="the trained base (base_unet.safetensors of --stage base)")
-    p.add_argument("--size", type=int, default=None, help="image side (default: the substrate's)")
-    p.add_argument("--count", type=int, default=24, help="held-out people measured")
-    p.add_argument("--timesteps", default="0,300,500,800", help="timesteps measured (500 is the gate's)")
-    p.add_argument("--threshold", type=float, default=0.2, help="least relative oracle gain at t = 500 to pass")
-    p.add_argument("--world-seed", type=int, default=0, help="toy-world seed")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-    args = p.parse_args(argv)
-    if not is_substrate(args.base):
-        raise GateOptionError(f"--base must be a toy substrate (tiny, toy32), got {args.base!r}")
-    if args.count < 1:
-        raise GateOptionError(f"--count must be >= 1, got {args.count}")
-    args.timestep_list = sorted({int(t) for t in args.timesteps.split(",") if t} | {GATE_TIMESTEP})
-    if any(not 0 <= t < 1000 for t in args.timestep_list):
-        raise GateOptionError(f"--timesteps must lie in 0..999, got {args.timesteps!r}")
-    args.size = args.size or substrate(args.base).size
-    return args
 
 
 def run_gate(args: argparse.Namespace) -> GateResult:
@@ -133,15 +96,16 @@ def markdown(result: GateResult, threshold: float) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: one line on a user error, exit 1 when the gate fails."""
-    try:
-        args = parse_args(argv)
-        start_cli(args)
-        with torch.no_grad():
-            result = run_gate(args)
-    except AtelierError as error:
-        sys.exit(f"error: {error}")
+def run(args: argparse.Namespace) -> None:
+    """Measure, print the markdown, exit 1 when the gate fails."""
+    start_cli(args)
+    with torch.no_grad():
+        result = run_gate(args)
     print(markdown(result, args.threshold))
     if not result.passes(args.threshold):
         sys.exit(1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one line on a user error, exit 1 when the gate fails."""
+    run_cli(parse_args, run, argv)

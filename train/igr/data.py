@@ -41,11 +41,10 @@ from .quality import (
     read_filter_list,
     reference_ratios,
 )
+from .options import DATA_SOURCES, MASK_KINDS  # noqa: F401  (defined with the options, which import nothing heavy)
 
 logger = logging.getLogger("atelier.train.igr")
 
-DATA_SOURCES = ("toyworld", "vitonhd", "dresscode")
-MASK_KINDS = ("agnostic", "garment")
 DEFAULT_RULE = QualityRule()
 Size = tuple[int, int]  # (height, width)
 
@@ -309,8 +308,10 @@ def stage_positions(dataset, fine: bool) -> list[int]:
     return kept
 
 
-def batch_for_step(dataset, positions: Sequence[int], step: int, batch_size: int, seed: int, process: int = 0) -> IGRBatch:
-    """The batch of training step ``step``: ``batch_size`` of ``positions`` drawn from
-    ``(seed, step, process)``, so a resumed run sees exactly the batches it would have seen."""
-    rng = np.random.default_rng((seed, step, process, 11))
-    return collate([dataset[positions[int(i)]] for i in rng.integers(0, len(positions), size=batch_size)])
+def batch_for_step(dataset, positions: Sequence[int], step: int, batch_size: int, seed: int, process: int = 0,
+                   processes: int = 1) -> IGRBatch:
+    """The batch of training step ``step``: this process's ``batch_size`` of the global batch's
+    ``positions`` drawn from ``(seed, step)``, so a resumed run sees exactly the batches it would have seen."""
+    rng = np.random.default_rng((seed, step, 0, 11))
+    rows = rng.integers(0, len(positions), size=batch_size * processes)[process * batch_size:(process + 1) * batch_size]
+    return collate([dataset[positions[int(i)]] for i in rows])

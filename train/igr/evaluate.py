@@ -41,6 +41,7 @@ from diffusers import DDIMScheduler
 from ...models.igr.config import PAPER_GUIDANCE, IGRConfig
 from ...models.igr.diffusers_igr import DiffusersIGRHost
 from ...models.weights import load_weight_file
+from ..command_line import add_out_option, make_parser, output_file, run_cli
 from ..anydressing.components import BaseComponents, encode_text, load_base
 from ..loop import start_cli
 from ..metrics.color import color_fidelity
@@ -66,6 +67,8 @@ from .steps import (
     reading_config,
 )
 
+REPORT_FILE = "evaluation.json"
+
 logger = logging.getLogger("atelier.train.igr")
 
 HELD_OUT_START = 100_000  # toy-world person indices of the evaluation set (training uses 0..N-1)
@@ -78,7 +81,7 @@ def load_igr(components: BaseComponents, weights: str) -> tuple[IGRConfig, IGRTr
     update applied to ``components.unet``."""
     folder = Path(weights)
     folder = folder.parent if folder.is_file() else folder
-    config = IGRConfig.from_dict(load_weight_file(str(folder / WEIGHT_FILE), expected_system="igr").config)
+    config = IGRConfig.from_dict(load_weight_file(str(folder / WEIGHT_FILE), expected_system="igr", needed_by="--weights").config)
     if (folder / DENOISER_LORA_FILE).is_file():
         metadata = read_metadata(folder / DENOISER_LORA_FILE)
         update = DenoiserUpdate("lora", int(metadata["ss_network_dim"]), float(metadata["ss_network_alpha"]))
@@ -227,7 +230,7 @@ def evaluate(components: BaseComponents, dataset: ToyIGR, count: int, igr: tuple
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Options of the evaluation command."""
-    p = argparse.ArgumentParser(prog="python -m atelier.train.igr.evaluate", description=__doc__.splitlines()[0])
+    p = make_parser("python -m atelier.train.igr.evaluate", __doc__)
     p.add_argument("--weights", default=None, help="an IGR run's output folder (or its igr.safetensors); without it: the prior alone")
     p.add_argument("--base", default="tiny", help="'tiny' or a diffusers SD1.5 folder")
     p.add_argument("--init-unet", default=None, help="the denoiser's diffusers-format weights (the base stage's base_unet.safetensors)")
@@ -245,13 +248,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=8, help="pairs sampled together")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (1 is faster on a busy CPU)")
     p.add_argument("--cpu", action="store_true", help="evaluate on the CPU even when a GPU is present")
-    p.add_argument("--out", default=None, help="also write the JSON to this file")
+    add_out_option(p, f"also write the metrics there as {REPORT_FILE}", required=False)
     return p.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def run(args: argparse.Namespace) -> None:
     """Print the metrics as one JSON line."""
-    args = parse_args(argv)
     start_cli(args)
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     components = load_base(args.base, FROZEN_SEED, args.init_unet, args.vae_factor)
@@ -266,8 +268,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     result = evaluate(components, dataset, args.count, igr, encoder, args.guidance, args.steps, args.seed, args.batch_size)
     line = json.dumps({"weights": args.weights, "guidance": args.guidance, "steps": args.steps, **result})
     if args.out:
-        Path(args.out).write_text(line + "\n")
+        output_file(args.out, REPORT_FILE).write_text(line + "\n")
     print(line)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point; a user error is one line (--debug: the traceback)."""
+    run_cli(parse_args, run, argv)
 
 
 if __name__ == "__main__":

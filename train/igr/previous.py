@@ -44,7 +44,7 @@ def _require(path: Path) -> Path:
 
 def load_previous(trainables: IGRTrainables, folder: Path, config: IGRConfig, update: DenoiserUpdate) -> None:
     """Copy the earlier run's weights into ``trainables``; errors name the flag whose setting differs."""
-    loaded = load_weight_file(str(_require(folder / WEIGHT_FILE)), expected_system="igr")
+    loaded = load_weight_file(str(_require(folder / WEIGHT_FILE)), expected_system="igr", needed_by="--resume-from")
     previous = IGRConfig.from_dict(loaded.config)
     if previous != config:
         raise PreviousRunError(

@@ -35,9 +35,9 @@ from ..anydressing.components import BaseComponents, encode_text
 from ..loop import noise_and_timesteps
 from .components import ImageEncoder
 from .data import IGRBatch
+from .options import PATHS  # noqa: F401  (defined with the options, which import nothing heavy)
 
 DENOISER_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
-PATHS = ("both", "ip", "garmnet")
 
 
 @dataclass(frozen=True)

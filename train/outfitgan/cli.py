@@ -1,16 +1,11 @@
-"""``python -m atelier.train.outfitgan``: CCM pre-training, then GAN training, then the Atelier weight file.
-
-Example (toy world, CPU minutes)::
-
-    python -m atelier.train.outfitgan --data toyworld --size 64 --ccm-steps 300 --steps 600 \\
-        --out out/outfitgan.safetensors
-"""
+"""The training half of ``python -m atelier.train.outfitgan``, run once ``options.py`` has parsed the
+options (its docstring is the command's ``--help``: what it does, the files it writes, examples)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,67 +19,22 @@ from ...models.outfitgan.losses import LossWeights
 from ...models.outfitgan.perceptual import build_perceptual_loss
 from ...models.outfitgan.spec import OUTFITGAN, outfitgan_base
 from ...models.weights import load_weight_file, save_weight_file
-from ..checkpoints import resume_latest, save_checkpoint
-from .data import DATA_SOURCES, batch_for_step, outfit_dataset
+from ..checkpoints import TrainingState, resume_latest, save_checkpoint
+from ..command_line import run_cli, start_cli
+from ..controls import ControlSettings
+from ..loop import LoopSettings, Optimisation, base_files_of, start_trackers
+from ..optimisation import accelerator_for
+from ..progress import Progress
+from ..validation_grid import validate_and_write
+from .data import batch_for_step, outfit_dataset
+from .options import CHECKPOINT_FOLDER, TrainingOptionError, parse_args  # noqa: F401  (light: parsed before torch loads)
 from .steps import OutfitGANModels, build_models, ccm_training_step, gan_training_step
+from .validation import validation_for
 
 logger = logging.getLogger("atelier.train.outfitgan")
 
 CCM_PHASE_SEED = 1
 GAN_PHASE_SEED = 2
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line options; cross-field checks raise ValueError naming the flag."""
-    p = argparse.ArgumentParser(prog="python -m atelier.train.outfitgan", description=__doc__.splitlines()[0])
-    p.add_argument("--data", choices=DATA_SOURCES, default="toyworld", help="training data source")
-    p.add_argument("--data-root", default=None, help="polyvore_outfits folder (polyvore) or Fashion-MNIST IDX folder")
-    p.add_argument("--outfits", type=int, default=2000, help="toy-world / Fashion-MNIST outfits to draw (indices 0..N-1)")
-    p.add_argument("--world-seed", type=int, default=0, help="toy-world / Fashion-MNIST outfit seed")
-    p.add_argument("--size", type=int, default=256, help="item image side (paper: 256)")
-    p.add_argument("--base-channels", type=int, default=32, help="generator width")
-    p.add_argument("--downsamples", type=int, default=3, help="encoder downsamplings (SAM grid = size / 2**d)")
-    p.add_argument("--residual-blocks", type=int, default=2, help="residual blocks after the SAM")
-    p.add_argument("--no-sam", action="store_true", help="ablation: concatenate features instead of the SAM warp")
-    p.add_argument("--sam-temperature", type=float, default=0.01, help="tau of the SAM softmax")
-    p.add_argument("--shared-generator", action="store_true", help="one category-conditioned generator instead of N-1")
-    p.add_argument("--source-slot", default="upper", help="the given item's category")
-    p.add_argument("--ccm-channels", type=int, default=16, help="CCM item-encoder width")
-    p.add_argument("--ccm-image-size", type=int, default=64, help="CCM reads items at this side")
-    p.add_argument("--disc-channels", type=int, default=32, help="discriminator width")
-    p.add_argument("--disc-layers", type=int, default=3, help="stride-2 layers per PatchGAN")
-    p.add_argument("--disc-scales", type=int, default=2, help="discriminator scales")
-    p.add_argument("--ccm-steps", type=int, default=500, help="CCM pre-training steps")
-    p.add_argument("--ccm-from", default=None, help="start the CCM from the CCM of this OutfitGAN weight file "
-                   "(e.g. to reuse one pre-trained CCM across ablations; set --ccm-steps 0 to skip pre-training)")
-    p.add_argument("--steps", type=int, default=1000, help="GAN training steps")
-    p.add_argument("--batch-size", type=int, default=8, help="outfits per step")
-    p.add_argument("--lr", type=float, default=2e-4, help="generator and discriminator learning rate (Adam, betas 0.5/0.999)")
-    p.add_argument("--ccm-lr", type=float, default=1e-3, help="CCM pre-training learning rate")
-    p.add_argument("--ccm-batch-size", type=int, default=None, help="outfits per CCM pre-training step (default: --batch-size)")
-    p.add_argument("--lambda-adv", type=float, default=1.0, help="weight of the LSGAN generator loss")
-    p.add_argument("--lambda-l1", type=float, default=10.0, help="weight of the L1 loss")
-    p.add_argument("--lambda-perceptual", type=float, default=10.0, help="weight of the perceptual loss")
-    p.add_argument("--lambda-ccm", type=float, default=1.0, help="weight of the CCM compatibility loss")
-    p.add_argument("--perceptual-weights", default=None, help="VGG-16 weights file (torchvision layout); without it the term is off")
-    p.add_argument("--seed", type=int, default=0, help="training seed")
-    p.add_argument("--checkpoint-dir", default=None, help="checkpoint folder (default: <out>.checkpoints)")
-    p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (0: only at the end)")
-    p.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
-    p.add_argument("--log-every", type=int, default=50, help="steps between loss logs")
-    p.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
-    p.add_argument("--out", required=True, help="the Atelier weight file to write (.safetensors)")
-    args = p.parse_args(argv)
-    if args.steps < 0 or args.ccm_steps < 0:
-        raise ValueError("--steps and --ccm-steps must be >= 0")
-    if args.batch_size < 1 or (args.ccm_batch_size is not None and args.ccm_batch_size < 1):
-        raise ValueError("--batch-size and --ccm-batch-size must be >= 1")
-    if args.keep_checkpoints < 1:
-        raise ValueError("--keep-checkpoints must be >= 1")
-    if args.data == "polyvore" and args.data_root is None:
-        raise ValueError("--data polyvore needs --data-root")
-    return args
 
 
 def model_config(args: argparse.Namespace) -> OutfitGANConfig:
@@ -111,7 +61,7 @@ def prepare(args: argparse.Namespace, accelerator: Accelerator) -> tuple[OutfitG
         build_perceptual_loss(args.perceptual_weights),
     )
     if args.ccm_from is not None:
-        models.ccm.load_state_dict(load_weight_file(args.ccm_from, expected_system=OUTFITGAN.name).modules["ccm"].state_dict())
+        models.ccm.load_state_dict(load_weight_file(args.ccm_from, expected_system=OUTFITGAN.name, needed_by="--ccm-from").modules["ccm"].state_dict())
         logger.info("CCM initialised from %s", args.ccm_from)
     optimizers = {
         "generator": torch.optim.Adam(models.generator.parameters(), lr=args.lr, betas=(0.5, 0.999)),
@@ -140,41 +90,87 @@ def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str
     return {key: value.to(device) for key, value in batch.items()}
 
 
+def _phase_batches(dataset, step: int, batch_size: int, seed: int, accumulation: int, accelerator) -> list[dict[str, torch.Tensor]]:
+    """The micro-batches of phase step ``step`` (one without accumulation: the step's own batch)."""
+    draws = [step] if accumulation == 1 else [step * accumulation + k for k in range(accumulation)]
+    return [_to_device(batch_for_step(dataset, draw, batch_size, seed, accelerator.process_index,
+                                      accelerator.num_processes), accelerator.device) for draw in draws]
+
+
 def train(args: argparse.Namespace) -> Path:
-    """Run both phases (resuming when asked) and export; returns the weight file's path."""
-    accelerator = Accelerator(cpu=args.cpu)
+    """Run both phases (resuming when asked) and export; returns the weight file's path. The modules
+    run unwrapped (D is called with its gradients switched off for the generator's loss, which DDP's
+    wrapper does not allow), with each optimizer's gradients averaged over processes by hand."""
+    accelerator = accelerator_for(args, args.out)
     models, optimizers = prepare(args, accelerator)
-    checkpoint_root = Path(args.checkpoint_dir or f"{args.out}.checkpoints")
-    step = resume_latest(accelerator, checkpoint_root) if args.resume else 0
+    models = replace(models, generator=accelerator.unwrap_model(models.generator),
+                     discriminators=accelerator.unwrap_model(models.discriminators), ccm=accelerator.unwrap_model(models.ccm))
+    controls = ControlSettings.from_args(args)
+    plain = replace(controls, ema_decay=0.0)
+    updates = {"ccm": Optimisation.build(optimizers["ccm"], plain, args.ccm_steps, average=True),
+               "discriminator": Optimisation.build(optimizers["discriminator"], plain, args.steps, average=True),
+               "generator": Optimisation.build(optimizers["generator"], controls, args.steps, average=True)}
+    state = TrainingState({"generator": models.generator, "discriminators": models.discriminators, "ccm": models.ccm},
+                          optimizers, {name: update.scheduler for name, update in updates.items()},
+                          {"ema": updates["generator"].ema} if updates["generator"].ema is not None else {},
+                          base_files_of(args))
+    checkpoint_root = Path(args.checkpoint_dir or Path(args.out) / CHECKPOINT_FOLDER)
+    step = resume_latest(accelerator, checkpoint_root, state) if args.resume else 0
     total = args.ccm_steps + args.steps
     size = models.config.image_size
+    logger.info("%s data, %d outfits at %d px: %d CCM pre-training steps, then %d GAN steps (batch %d); from step %d",
+                args.data, args.outfits, size, args.ccm_steps, args.steps, args.batch_size, step)
     ccm_data = outfit_dataset(args.data, size, root=args.data_root, count=args.outfits, seed=args.world_seed, for_ccm=True) if args.ccm_steps else None
     gan_data = outfit_dataset(args.data, size, root=args.data_root, count=args.outfits, seed=args.world_seed) if args.steps else None
     weights = loss_weights(args)
-    started, first = time.perf_counter(), step
+    validate = validation_for(models.generator, gan_data, controls.validation_samples) if gan_data is not None else None
+    tracking = start_trackers(accelerator, LoopSettings.from_args(args), "atelier-outfitgan")
+    progress = Progress(step, total, "outfitgan", controls.progress_bar, accelerator.is_main_process)
+    log_file = Path(args.out) / "losses-outfitgan.jsonl"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
     while step < total:
         in_ccm = step < args.ccm_steps
         if in_ccm:
-            batch = batch_for_step(ccm_data, step, args.ccm_batch_size or args.batch_size, args.seed + CCM_PHASE_SEED, accelerator.process_index)
-            losses = {"ccm": ccm_training_step(models.ccm, _to_device(batch, accelerator.device), optimizers["ccm"], accelerator)}
+            batches = _phase_batches(ccm_data, step, args.ccm_batch_size or args.batch_size, args.seed + CCM_PHASE_SEED,
+                                     controls.accumulation, accelerator)
+            losses = {"ccm": ccm_training_step(models.ccm, batches, updates["ccm"], accelerator)}
         else:
             models.ccm.requires_grad_(False)
-            batch = batch_for_step(gan_data, step - args.ccm_steps, args.batch_size, args.seed + GAN_PHASE_SEED, accelerator.process_index)
-            losses = gan_training_step(models, _to_device(batch, accelerator.device), optimizers, weights, accelerator)
+            batches = _phase_batches(gan_data, step - args.ccm_steps, args.batch_size, args.seed + GAN_PHASE_SEED,
+                                     controls.accumulation, accelerator)
+            losses = gan_training_step(models, batches, updates, weights, accelerator)
         step += 1
-        if step % args.log_every == 0 or step == total:
-            rate = (step - first) / max(time.perf_counter() - started, 1e-9)
-            logger.info("step %d/%d (%s) %s  %.2f steps/s", step, total, "ccm" if in_ccm else "gan",
-                        " ".join(f"{k}={v:.4f}" for k, v in losses.items()), rate)
+        logged = step % args.log_every == 0 or step == total
+        if logged and accelerator.is_main_process:
+            with log_file.open("a") as handle:
+                handle.write(json.dumps({"step": step, "phase": "ccm" if in_ccm else "gan", **losses}) + "\n")
+        progress.update(step, losses, logged)
+        if tracking:
+            accelerator.log({f"{'ccm' if in_ccm else 'gan'}/{name}": value for name, value in losses.items()}, step=step)
+        gan_step = step - args.ccm_steps
+        if (validate is not None and not in_ccm and controls.validate_every
+                and (gan_step % controls.validate_every == 0 or step == total)):
+            validate_and_write(validate, step, Path(args.out) / "validation-outfitgan", accelerator, updates["generator"].ema)
         if step == total or (args.checkpoint_every and step % args.checkpoint_every == 0):
-            save_checkpoint(accelerator, checkpoint_root, step, args.keep_checkpoints)
+            save_checkpoint(accelerator, checkpoint_root, step, args.keep_checkpoints, state)
+    progress.close()
+    if updates["generator"].ema is not None:
+        updates["generator"].ema.copy_to_parameters()
+    if tracking:
+        accelerator.end_training()
     models.ccm.requires_grad_(False)
-    export(accelerator, models, args.out)
-    return Path(args.out)
+    path = Path(args.out) / args.weight_name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    export(accelerator, models, str(path))
+    return path
+
+
+def run(args: argparse.Namespace) -> None:
+    """Train with parsed options and print the weight file's path."""
+    start_cli(args)
+    print(train(args))
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: parse, train, print the weight file's path."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    path = train(parse_args(argv))
-    print(path)
+    """Entry point: parse, train, print the weight file's path; a user error is one line."""
+    run_cli(parse_args, run, argv)

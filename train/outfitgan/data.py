@@ -33,9 +33,9 @@ from ..toyworld.color_rules import DEFAULT_COLOR_RULE, color_rule
 from ..toyworld.outfits import OutfitDesign, sample_outfit
 from ..toyworld.render import render_shop
 from ..toyworld.world import OUTFIT_STREAM
+from .options import DATA_SOURCES  # noqa: F401  (defined with the options, which import nothing heavy)
 
 MASK_THRESHOLD = 0.08
-DATA_SOURCES: tuple[str, ...] = ("toyworld", "polyvore", "fashion-mnist")
 POLYVORE_SLOTS = {"tops": "upper", "bags": "bag", "bottoms": "lower", "shoes": "shoes"}
 FASHION_MNIST_ROLES = {"upper": "top", "bag": "bag", "lower": "bottom", "shoes": "shoes"}
 
@@ -222,9 +222,12 @@ def outfit_dataset(source: str, size: int, *, root: str | None = None, count: in
     return WithNegatives(base, seed) if for_ccm else base
 
 
-def batch_for_step(dataset: Dataset, step: int, batch_size: int, seed: int, process: int = 0) -> dict[str, torch.Tensor]:
-    """The batch of training step ``step``: indices drawn from ``(seed, step, process)``, so a resumed
-    run sees exactly the batches it would have seen, and each process of a multi-process run its own."""
-    rng = np.random.default_rng((seed, step, process))
-    samples = [dataset[int(i)] for i in rng.integers(0, len(dataset), size=batch_size)]
+def batch_for_step(dataset: Dataset, step: int, batch_size: int, seed: int, process: int = 0,
+                   processes: int = 1) -> dict[str, torch.Tensor]:
+    """The batch of training step ``step``: the global batch's indices drawn from ``(seed, step)``, of
+    which this process takes its ``batch_size``, so a resumed run sees exactly the batches it would
+    have seen, and each process of a multi-process run its own."""
+    rng = np.random.default_rng((seed, step, 0))
+    rows = rng.integers(0, len(dataset), size=batch_size * processes)[process * batch_size:(process + 1) * batch_size]
+    samples = [dataset[int(i)] for i in rows]
     return {key: torch.stack([sample[key] for sample in samples]) for key in samples[0]}

@@ -14,7 +14,7 @@ target masks. Measured:
   back from pixels and stay as in the ground truth, so in effect this checks the colour clause);
 - CCM: the mean compatibility probability a *judge* CCM gives the generated outfits (the judge is
   trained separately, on another world seed, so the generator was never optimised against it:
-  ``python -m atelier.train.outfitgan.judge --out out/judge.safetensors``), and the model's own CCM
+  ``python -m atelier.train.outfitgan.judge --out out`` writes ``out/judge.safetensors``), and the model's own CCM
   (which it was trained against).
 
 References computed the same way: the ground-truth items (readback accuracy; rule must hold), a
@@ -36,24 +36,34 @@ from PIL import Image
 from ...models.outfitgan.ccm import assemble_outfit
 from ...models.outfitgan.config import OUTFIT_ORDER
 from ...models.weights import load_weight_file
+from ..command_line import add_out_option, add_threads_option, make_parser, output_file, run_cli, start_cli
 from ..metrics import compatibility_auc, ssim
 from ..toyworld import ToyWorld, ToyWorldConfig, is_compatible
 from .colors import dominant_color
 
 BATCH = 16
+REPORT_FILE = "evaluation.json"
+GRID_FOLDER = "grid"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m atelier.train.outfitgan.evaluate", description="OutfitGAN toy-world evidence")
+    p = make_parser("python -m atelier.train.outfitgan.evaluate", __doc__)
     p.add_argument("--weights", nargs="+", required=True, help="OutfitGAN weight files to evaluate (name=path or path)")
     p.add_argument("--judge", required=True, help="OutfitGAN weight file whose CCM judges compatibility, trained apart "
-                   "(python -m atelier.train.outfitgan.judge --out out/judge.safetensors)")
+                   "(python -m atelier.train.outfitgan.judge --out out writes out/judge.safetensors)")
     p.add_argument("--start", type=int, default=3000, help="first held-out outfit index")
     p.add_argument("--count", type=int, default=400, help="held-out outfits drawn (compatible ones are completed)")
     p.add_argument("--world-seed", type=int, default=0, help="toy-world seed the models were trained on")
-    p.add_argument("--grid", default=None, help="folder for a PNG grid per model (source | generated | ground truth)")
-    p.add_argument("--json", default=None, help="write the numbers here")
-    return p.parse_args(argv)
+    add_threads_option(p)
+    add_out_option(p, f"a PNG grid per model in {GRID_FOLDER}/ (source | generated | ground truth) and the "
+                      f"numbers as {REPORT_FILE}", required=False)
+    p.add_argument("--grid", default=None, help=argparse.SUPPRESS)  # the former grid-folder flag, still read
+    p.add_argument("--json", default=None, help=argparse.SUPPRESS)  # the former numbers-file flag, still read
+    args = p.parse_args(argv)
+    if args.out is not None:
+        args.grid = args.grid or str(Path(args.out) / GRID_FOLDER)
+        args.json = args.json or str(output_file(args.out, REPORT_FILE))
+    return args
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:
@@ -105,7 +115,7 @@ def ccm_mean(ccm, outfit: torch.Tensor) -> float:
 
 def evaluate_model(path: str, outfits: list, items: torch.Tensor, masks: torch.Tensor, judge, grid: Path | None, name: str) -> dict:
     """Every number for one weight file."""
-    loaded = load_weight_file(path, expected_system="outfitgan")
+    loaded = load_weight_file(path, expected_system="outfitgan", needed_by="--weights")
     generator, own_ccm = loaded.modules["generator"].eval(), loaded.modules["ccm"].eval()
     fakes = complete(generator, items, masks)
     slots = generator.config.target_slots
@@ -158,11 +168,12 @@ def references(outfits: list, incompatible: list, items: torch.Tensor, masks: to
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> None:
+    """Evaluate every model and print (and write) the numbers as JSON."""
+    start_cli(args)
     named = [entry.split("=", 1) if "=" in entry else (Path(entry).stem, entry) for entry in args.weights]
-    judge = load_weight_file(args.judge, expected_system="outfitgan").modules["ccm"].eval()
-    size = load_weight_file(named[0][1], expected_system="outfitgan").config["image_size"]
+    judge = load_weight_file(args.judge, expected_system="outfitgan", needed_by="--judge").modules["ccm"].eval()
+    size = load_weight_file(named[0][1], expected_system="outfitgan", needed_by="--weights").config["image_size"]
     world = ToyWorld(ToyWorldConfig(height=size, width=size, seed=args.world_seed, num_outfits=args.start + args.count))
     outfits, incompatible = held_out(world, args.start, args.count)
     items, masks = outfit_tensors(outfits)
@@ -175,6 +186,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         Path(args.json).write_text(text)
     print(text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point; a user error is one line (--debug: the traceback)."""
+    run_cli(parse_args, run, argv)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ A Collocation Classification Module (``models.outfitgan.ccm``, the paper's Bi-LS
 -> lower -> shoes) trained on its own, on compatible vs incompatible toy-world outfits of another
 world seed than the generator's, then scored by ROC AUC on held-out outfits of the generator's world
 (indices from ``test_start``, the outfits ``evaluate`` completes). ``evaluate --judge`` reads the file
-``--out`` writes: an OutfitGAN weight file whose CCM is the judge (its generator is untrained and
+``--out`` writes (``OUT/judge.safetensors``): an OutfitGAN weight file whose CCM is the judge (its generator is untrained and
 unused).
 
 Besides the AUC over all held-out outfits, ``auc_by_clause`` pits the compatible ones against those that
@@ -12,14 +12,14 @@ break a single clause (formality, color or pattern), so a judge that ignores col
 
 Example (one CPU thread: about 35 s of rendering, then about a minute per seed)::
 
-    python -m atelier.train.outfitgan.judge --seeds 0 1 2 --out out/judge.safetensors
+    python -m atelier.train.outfitgan.judge --seeds 0 1 2 --threads 1 --out out
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
+import logging
 import time
 from dataclasses import dataclass, replace
 
@@ -33,13 +33,17 @@ from ...models.outfitgan.generator import OutfitGenerator
 from ...models.outfitgan.losses import ccm_classification_loss
 from ...models.outfitgan.spec import OUTFITGAN, outfitgan_base
 from ...models.weights import save_weight_file
+from ..command_line import add_out_option, add_threads_option, make_parser, output_file, run_cli, start_cli
 from ..ablations.stats import mean_sd
 from ..metrics import compatibility_auc
 from ..toyworld.color_rules import COLOR_RULES, DEFAULT_COLOR_RULE
 from ..toyworld.outfits import CLAUSES
 from .data import RuleOutfits
 
+logger = logging.getLogger("atelier.train.outfitgan.judge")
+
 SCORE_BATCH = 64
+JUDGE_FILE = "judge.safetensors"
 
 
 class JudgeConfigError(AtelierError, ValueError):
@@ -193,7 +197,7 @@ def judge_aucs(config: JudgeConfig, seeds: list[int]) -> list[JudgeResult]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options (defaults from JudgeConfig)."""
     defaults = JudgeConfig()
-    p = argparse.ArgumentParser(prog="python -m atelier.train.outfitgan.judge", description=__doc__.splitlines()[0])
+    p = make_parser("python -m atelier.train.outfitgan.judge", __doc__)
     p.add_argument("--rule", choices=tuple(COLOR_RULES), default=defaults.rule, help="the toy world's colour rule")
     p.add_argument("--size", type=int, default=defaults.size, help="item side in pixels")
     p.add_argument("--train-outfits", type=int, default=defaults.train_outfits, help="training outfits")
@@ -205,32 +209,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--test-seed", type=int, default=defaults.test_seed, help="held-out outfits' world seed (the GAN's)")
     p.add_argument("--test-start", type=int, default=defaults.test_start, help="first held-out outfit index")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (AUC mean and sd over them)")
-    p.add_argument("--out", default=None, help="write the first seed's judge here (e.g. out/judge.safetensors)")
+    add_threads_option(p)
+    add_out_option(p, f"write the first seed's judge there as {JUDGE_FILE} (what evaluate --judge reads)",
+                   required=False)
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Train one judge per seed, print the AUCs as JSON, and save the first one when asked; a user
-    error is one line."""
-    args = parse_args(argv)
-    try:
-        config = JudgeConfig(
-            rule=args.rule, size=args.size, train_outfits=args.train_outfits, test_outfits=args.test_outfits,
-            steps=args.steps, batch_size=args.batch_size, lr=args.lr, world_seed=args.world_seed,
-            test_seed=args.test_seed, test_start=args.test_start,
-        )
-    except AtelierError as error:
-        sys.exit(f"error: {error}")
+def run(args: argparse.Namespace) -> None:
+    """Train one judge per seed, print the AUCs as JSON, and save the first one when asked."""
+    start_cli(args)
+    config = JudgeConfig(
+        rule=args.rule, size=args.size, train_outfits=args.train_outfits, test_outfits=args.test_outfits,
+        steps=args.steps, batch_size=args.batch_size, lr=args.lr, world_seed=args.world_seed,
+        test_seed=args.test_seed, test_start=args.test_start,
+    )
+    logger.info("judge CCM (%s rule): rendering %d training and %d held-out outfits at %d px, then %d steps "
+                "for each of the seeds %s", config.rule, config.train_outfits, config.test_outfits, config.size,
+                config.steps, args.seeds)
     results = judge_aucs(config, args.seeds)
-    if args.out:
-        save_judge(args.out, results[0])
+    path = output_file(args.out, JUDGE_FILE) if args.out else None
+    if path is not None:
+        save_judge(str(path), results[0])
     aucs = [result.auc for result in results]
     auc_mean, auc_sd = mean_sd(aucs)
     print(json.dumps({
         "rule": config.rule, "seeds": args.seeds, "auc": aucs, "auc_mean": auc_mean, "auc_sd": auc_sd,
         "auc_by_clause": [result.auc_by_clause for result in results],
-        "seconds": [round(result.seconds, 1) for result in results], "out": args.out,
+        "seconds": [round(result.seconds, 1) for result in results], "out": str(path) if path else None,
     }, indent=2))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point; a user error is one line (--debug: the traceback)."""
+    run_cli(parse_args, run, argv)
 
 
 if __name__ == "__main__":

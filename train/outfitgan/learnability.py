@@ -28,13 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from collections import Counter, defaultdict
 from dataclasses import replace
 
 import numpy as np
 
 from ...models.errors import AtelierError
+from ..command_line import make_parser, run_cli
 from ..ablations.stats import mean_sd
 from ..toyworld.color_rules import COLOR_RULES, OUTFIT_SLOTS, color_rule
 from ..toyworld.garments import sample_garment
@@ -175,8 +175,7 @@ def markdown_table(columns: dict[str, dict[str, object]]) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
-    p = argparse.ArgumentParser(prog="python -m atelier.train.outfitgan.learnability",
-                                description=__doc__.splitlines()[0])
+    p = make_parser("python -m atelier.train.outfitgan.learnability", __doc__)
     p.add_argument("--outfits", type=int, default=20000, help="outfits sampled per rule and measurement")
     p.add_argument("--seed", type=int, default=0, help="outfit draw seed")
     p.add_argument("--rules", nargs="+", choices=tuple(COLOR_RULES), default=[OLD_RULE, NEW_RULE],
@@ -194,14 +193,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Measure each rule and print the table (or JSON); a user error is one line."""
-    try:
-        args = parse_args(argv)
-        judge = JudgeConfig(steps=args.judge_steps, train_outfits=args.judge_train_outfits,
-                            test_outfits=args.judge_test_outfits, size=args.judge_size)
-    except AtelierError as error:
-        sys.exit(f"error: {error}")
+def run(args: argparse.Namespace) -> None:
+    """Measure each rule and print the table (or JSON)."""
+    judge = JudgeConfig(steps=args.judge_steps, train_outfits=args.judge_train_outfits,
+                        test_outfits=args.judge_test_outfits, size=args.judge_size)
     columns: dict[str, dict[str, object]] = {}
     for rule in args.rules:
         column: dict[str, object] = learnability(rule, args.outfits, args.seed)
@@ -209,6 +204,11 @@ def main(argv: list[str] | None = None) -> None:
             column.update(judge_columns(rule, judge, args.judge_seeds))
         columns[f"{rule} ({'old' if rule == OLD_RULE else 'new'})"] = column
     print(json.dumps(columns, indent=2) if args.json else markdown_table(columns))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point; a user error is one line (--debug: the traceback)."""
+    run_cli(parse_args, run, argv)
 
 
 if __name__ == "__main__":

@@ -54,14 +54,18 @@ def split_batch(config: OutfitGANConfig, batch: dict[str, torch.Tensor]) -> tupl
     return source, target_masks, targets
 
 
-def ccm_training_step(ccm: nn.Module, batch: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer, accelerator) -> float:
-    """One CCM pre-training step on compatible (label 1) and incompatible (label 0) outfits."""
+def ccm_training_step(ccm: nn.Module, batches: list[dict[str, torch.Tensor]], update, accelerator) -> float:
+    """One CCM pre-training step on compatible (label 1) and incompatible (label 0) outfits, over one
+    micro-batch or several (gradient accumulation); ``update`` is the CCM's ``loop.Optimisation``."""
     ccm.train()
-    loss = ccm_classification_loss(ccm, batch["items"], batch["label"])
-    optimizer.zero_grad(set_to_none=True)
-    accelerator.backward(loss)
-    optimizer.step()
-    return float(loss.detach())
+    update.optimizer.zero_grad(set_to_none=True)
+    total = 0.0
+    for batch in batches:
+        loss = ccm_classification_loss(ccm, batch["items"], batch["label"])
+        accelerator.backward(loss / len(batches) if len(batches) > 1 else loss)
+        total += float(loss.detach())
+    update.step(accelerator)
+    return total / len(batches)
 
 
 def discriminator_loss(models: OutfitGANModels, source, masks, targets, fakes) -> torch.Tensor:
@@ -92,25 +96,38 @@ def generator_losses(models: OutfitGANModels, source, masks, targets, fakes, wei
     return losses
 
 
-def gan_training_step(models: OutfitGANModels, batch: dict[str, torch.Tensor], optimizers: dict[str, torch.optim.Optimizer],
+def _mean(values: list[dict[str, float]]) -> dict[str, float]:
+    return values[0] if len(values) == 1 else {name: sum(v[name] for v in values) / len(values) for name in values[0]}
+
+
+def gan_training_step(models: OutfitGANModels, batches: list[dict[str, torch.Tensor]], updates: dict[str, object],
                       weights: LossWeights, accelerator) -> dict[str, float]:
-    """One GAN step: generate, update the discriminators, then the generator (CCM frozen)."""
+    """One GAN step over one micro-batch or several (gradient accumulation): generate, update the
+    discriminators, then the generator (CCM frozen). ``updates``: the ``loop.Optimisation`` of
+    "generator" and "discriminator" (clipping, LR schedule, EMA)."""
     models.generator.train()
     models.discriminators.train()
     models.ccm.eval()
-    source, masks, targets = split_batch(models.config, batch)
-    fakes = models.generator(source, masks)
+    parts = len(batches)
+    splits = [split_batch(models.config, batch) for batch in batches]
+    fakes = [models.generator(source, masks) for source, masks, _ in splits]
 
     models.discriminators.requires_grad_(True)
-    d_loss = discriminator_loss(models, source, masks, targets, fakes)
-    optimizers["discriminator"].zero_grad(set_to_none=True)
-    accelerator.backward(d_loss)
-    optimizers["discriminator"].step()
+    updates["discriminator"].optimizer.zero_grad(set_to_none=True)
+    d_losses = []
+    for (source, masks, targets), fake in zip(splits, fakes):
+        d_loss = discriminator_loss(models, source, masks, targets, fake)
+        accelerator.backward(d_loss / parts if parts > 1 else d_loss)
+        d_losses.append(float(d_loss.detach()))
+    updates["discriminator"].step(accelerator)
 
     models.discriminators.requires_grad_(False)
-    losses = generator_losses(models, source, masks, targets, fakes, weights)
-    optimizers["generator"].zero_grad(set_to_none=True)
-    accelerator.backward(losses["total"])
-    optimizers["generator"].step()
+    updates["generator"].optimizer.zero_grad(set_to_none=True)
+    values = []
+    for (source, masks, targets), fake, d_loss in zip(splits, fakes, d_losses):
+        losses = generator_losses(models, source, masks, targets, fake, weights)
+        accelerator.backward(losses["total"] / parts if parts > 1 else losses["total"])
+        values.append({"discriminator": d_loss, **{name: float(value.detach()) for name, value in losses.items()}})
+    updates["generator"].step(accelerator)
     models.discriminators.requires_grad_(True)
-    return {"discriminator": float(d_loss.detach()), **{name: float(value.detach()) for name, value in losses.items()}}
+    return _mean(values)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...models.errors import AtelierError
-from .prompts import PROMPT_MODES
 
 DATA_SOURCES: tuple[str, ...] = ("toyworld", "toyworld_outfits", "hm")
+# The text conditions (prompts.py): plain caption, linearised triple prompt (the paper), bound phrases.
+PROMPT_MODES: tuple[str, ...] = ("plain", "linearized", "bound")
 ADAPTERS: tuple[str, ...] = ("lora", "full")
 SPACES: tuple[str, ...] = ("latent", "pixel")
 

@@ -14,6 +14,7 @@ import argparse
 
 import numpy as np
 
+from ..command_line import add_seed_option, make_parser, run_cli
 from ...models.text2graph.lexicon import lexicon_entries
 from ...models.text2graph.parser import ParserConfig, parse_prompt
 from ..metrics import corpus_triple_scores
@@ -66,16 +67,25 @@ def evaluate(count: int, seed: int = 0) -> list[tuple[str, object]]:
     return rows
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = make_parser("python -m atelier.train.text2graph.parser_eval", __doc__)
+    parser.add_argument("--count", type=int, default=1000, help="toy-world captions scored")
+    add_seed_option(parser, "toy-world seed of the captions")
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> None:
     """Print the table."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--count", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
     print("| prompts | precision | recall | F1 | matched / predicted / expected |")
     print("|---|---|---|---|---|")
     for name, s in evaluate(args.count, args.seed):
         print(f"| {name} | {s.precision:.3f} | {s.recall:.3f} | {s.f1:.3f} | {s.matched} / {s.predicted} / {s.expected} |")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point; a user error is one line (--debug: the traceback)."""
+    run_cli(parse_args, run, argv)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ from typing import Literal
 from ...models.text2graph.binding import bound_phrases
 from ...models.text2graph.linearize import linearize_triples
 from ...models.text2graph.schema import Triple
+from .config import PROMPT_MODES  # noqa: F401  (defined with the settings, which import nothing heavy)
 
 PromptMode = Literal["plain", "linearized", "bound"]
-PROMPT_MODES: tuple[str, ...] = ("plain", "linearized", "bound")
 
 
 def prompt_texts(caption: str, triples: Sequence[Triple], mode: PromptMode) -> list[str]:

@@ -17,10 +17,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..command_line import add_out_option, make_parser, output_file, run_cli
 from ...models.labels import LIP_PALETTE
 from .config import ToyWorldConfig
 from .world import GarmentImage, ToyWorld
 
+SHEET_FILE = "contact_sheet.png"
 logger = logging.getLogger("atelier.train.toyworld.contact_sheet")
 
 COLUMNS: tuple[str, ...] = ("person", "LIP parsing", "second pose", "upper / dress", "lower", "shoes", "bag")
@@ -99,8 +101,8 @@ def build_sheet(size: int = 256, count: int = 8, seed: int = 0, outfits: int = 4
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line flags."""
-    parser = argparse.ArgumentParser(description="Write a PNG contact sheet of toy-world samples.")
-    parser.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    parser = make_parser("python -m atelier.train.toyworld.contact_sheet", __doc__)
+    add_out_option(parser, f"the sheet is written there as {SHEET_FILE} (a path ending in .png is that file)")
     parser.add_argument("--size", type=int, default=256, help="tile side in pixels (the samples' resolution)")
     parser.add_argument("--count", type=int, default=8, help="number of people (rows)")
     parser.add_argument("--outfits", type=int, default=4, help="number of outfit rows after the people")
@@ -113,12 +115,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> Path:
     """Build the sheet and write it; returns the path written."""
-    args = parse_args(argv)
+    return run_cli(parse_args, run, argv)
+
+
+def run(args: argparse.Namespace) -> Path:
+    """Build the sheet and write it; returns the path written."""
+    path = output_file(args.out, SHEET_FILE)
     sheet = build_sheet(args.size, args.count, args.seed, args.outfits)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(args.out)
-    logger.info("wrote %s (%dx%d)", args.out, *sheet.size)
-    return args.out
+    sheet.save(path)
+    logger.info("wrote %s (%dx%d)", path, *sheet.size)
+    return path
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""``python -m atelier.train.truepose``."""
+"""``python -m atelier.train.truepose``: the options are parsed before torch loads."""
 
-from .cli import main
+from ..command_line import deferred, run_cli
+from .options import parse_args
 
-main()
+run_cli(parse_args, deferred(".cli", "run", __package__))

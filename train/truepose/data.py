@@ -19,7 +19,6 @@ picture (``models.truepose.pose_encoder.draw_target_skeleton``, shared with the 
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,35 +34,20 @@ from ..datasets import sample as keys
 from ..datasets.deepfashion import DeepFashionPoseTransfer
 from ..datasets.images import array_to_image_tensor, resize_label_map
 from ..toyworld import PosePair, ToyWorld, ToyWorldConfig
+from .options import (  # noqa: F401  (defined with the options, which import nothing heavy)
+    DATA_SOURCES,
+    DEFAULT_HIDDEN_PART_FRACTION,
+    LATENT_FACTOR,
+    PRESETS,
+    SizeOptionError,
+    parse_size,
+)
 
-DATA_SOURCES = ("toyworld", "deepfashion")
 PARSING_LABEL_SETS = {"lip": LIP, "atr": ATR}
-# The paper's two resolutions (§5.1), (height, width): SD1.5 latents 32×22 and 64×44.
-PRESETS = {"256x176": (256, 176), "512x352": (512, 352)}
-LATENT_FACTOR = 8  # the pose encoder's stride and SD1.5's VAE factor
-# Toy targets that hide body parts, so M selects less than the whole person (in DeepFashion In-shop,
-# back views and half-body crops are common targets too).
-DEFAULT_HIDDEN_PART_FRACTION = 0.3
 
 
 class ParsingFileError(AtelierError, FileNotFoundError):
     """The source parsing file of a DeepFashion pair is missing from ``--parsing-dir``."""
-
-
-class SizeOptionError(argparse.ArgumentTypeError):
-    """``--size`` is not HxW with positive multiples of 8."""
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """"64x48" -> (64, 48) as (height, width); sides must be positive multiples of 8."""
-    parts = text.lower().split("x")
-    try:
-        values = [int(part) for part in parts]
-    except ValueError:
-        raise SizeOptionError(f"size {text!r} must be HxW in pixels, e.g. 64x48") from None
-    if len(values) != 2 or min(values) < LATENT_FACTOR or any(v % LATENT_FACTOR for v in values):
-        raise SizeOptionError(f"size {text!r} must be HxW with both sides positive multiples of {LATENT_FACTOR}")
-    return values[0], values[1]
 
 
 @dataclass(frozen=True)
@@ -205,11 +189,12 @@ def collate(samples: Sequence[PoseTransferSample]) -> PoseTransferBatch:
     )
 
 
-def batch_for_step(dataset, step: int, batch_size: int, seed: int, process: int = 0) -> PoseTransferBatch:
-    """The batch of training step ``step``: ``batch_size`` pairs drawn from ``(seed, step, process)``, so a
-    resumed run sees exactly the batches it would have seen."""
-    rng = np.random.default_rng((seed, step, process, 13))
-    return collate([dataset[int(i)] for i in rng.integers(0, len(dataset), size=batch_size)])
+def batch_for_step(dataset, step: int, batch_size: int, seed: int, process: int = 0, processes: int = 1) -> PoseTransferBatch:
+    """The batch of training step ``step``: this process's ``batch_size`` of the global batch's pairs
+    drawn from ``(seed, step)``, so a resumed run sees exactly the batches it would have seen."""
+    rng = np.random.default_rng((seed, step, 0, 13))
+    rows = rng.integers(0, len(dataset), size=batch_size * processes)[process * batch_size:(process + 1) * batch_size]
+    return collate([dataset[int(i)] for i in rows])
 
 
 def build_dataset(source: str, size: tuple[int, int], *, people: int = 1000, world_seed: int = 0,

@@ -11,11 +11,17 @@ The re-posed person is scored against the ground-truth target image (``train.met
   the target's person region (SSIM windows centred there; the person mask of the toy world);
 - ``color_fidelity``: for each worn upper / lower / dress garment, the fraction of the TARGET's
   garment pixels (the target's own garment mask) whose sampled colour is within 15 ΔE of one of the
-  garment's colours, averaged over garments; ``color_error``: ΔE between the median colour of those
-  pixels and the garment's main colour (lower is better; robust to the pixel VAE's blur, which
-  mixes edge pixels with their neighbours and caps ``color_fidelity`` well below 1, see ``vae_ceiling``);
+  garment's colours, averaged over garments (the pixel VAE's blur mixes edge pixels with their
+  neighbours and caps it well below 1, see ``vae_ceiling``); ``color_error``: ΔE between the mean
+  L*a*b* colours of the sample and of the true target inside each garment's mask (``mean_color_error``:
+  the garment as drawn, pattern included; a median would name a check pattern's second colour as the
+  garment's colour when it covers more than half of a small garment), lower is better;
 - ``eps_mse``: the noise-prediction MSE on the true target noised to ``ERROR_TIMESTEP`` with C
-  (noise fixed per pair), and ``eps_mse_no_condition`` the same without C: sampling-free, lower is better.
+  (noise fixed per pair), and ``eps_mse_no_condition`` the same without C: sampling-free, lower is better;
+- ``eps_person`` / ``eps_person_no_condition``: the same inside the target's person region (each latent
+  token weighted by its share of person pixels), and ``eps_person_target_source`` with the **target
+  itself given as the source** (its own picture and parsing as C, the skeleton unchanged): an oracle
+  reference, so the gap to ``eps_person`` is how much a perfectly aligned source could still give.
 
 With ``--floor`` the same model is also sampled with the unconditional chunk alone (``no_condition``:
 no C at all), the floor every variant must beat; ``vae_ceiling`` scores D(E(target)), the best any
@@ -35,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from diffusers import DDIMScheduler
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors.torch import load_file
@@ -43,12 +50,13 @@ from ...models.errors import AtelierError
 from ...models.truepose.config import PAPER_GUIDANCE, TruePoseConfig
 from ...models.weight_format import META_CONFIG
 from ...models.weights import load_weight_file
+from ..command_line import add_out_option, make_parser, output_file, run_cli
 from ..anydressing.components import BaseComponents, load_base
 from ..igr.components import FROZEN_SEED, ImageEncoder, load_image_encoder
 from ..igr.previous import kohya_name
 from ..igr.steps import DenoiserUpdate
 from ..loop import start_cli
-from ..metrics.color import color_fidelity, region_color_error
+from ..metrics.color import color_fidelity, mean_color_error
 from ..metrics.similarity import psnr, ssim
 from ..text2graph.lora_export import read_metadata
 from .cli import (
@@ -60,8 +68,16 @@ from .cli import (
     WEIGHT_FILE,
 )
 from .components import empty_context, source_conditions
-from .data import DEFAULT_HIDDEN_PART_FRACTION, PoseTransferBatch, ToyPosePairs, collate, parse_size
+from .data import (
+    DEFAULT_HIDDEN_PART_FRACTION,
+    PoseTransferBatch,
+    ToyPosePairs,
+    collate,
+    parse_size,
+)
 from .steps import TruePoseTrainables, build_trainables, conditioned_unet, uses_caa
+
+REPORT_FILE = "evaluation.json"
 
 HELD_OUT_START = 100_000  # toy-world person indices of the evaluation set
 ERROR_TIMESTEP = 500
@@ -97,7 +113,7 @@ def load_trained(components: BaseComponents, weights: str) -> TrainedTruePose:
     folder = Path(weights)
     folder = folder.parent if folder.is_file() else folder
     if (folder / WEIGHT_FILE).is_file():
-        loaded = load_weight_file(str(folder / WEIGHT_FILE), expected_system="truepose")
+        loaded = load_weight_file(str(folder / WEIGHT_FILE), expected_system="truepose", needed_by="--weights")
         config = TruePoseConfig.from_dict(loaded.config)
         variant = read_metadata(folder / WEIGHT_FILE).get(META_VARIANT, "full" if config.parsing_guidance else "no-hpfa")
         states = {name: module.state_dict() for name, module in loaded.modules.items()}
@@ -155,24 +171,46 @@ def repose(components: BaseComponents, trained: TrainedTruePose, batch: PoseTran
     return components.vae.decode(latents).clamp(0.0, 1.0)  # (B, 3, H, W)
 
 
+def target_as_source(batch: PoseTransferBatch, target_parsings: list[np.ndarray]) -> PoseTransferBatch:
+    """The oracle batch: each target picture (with its own parsing ``target_parsings``) as its own source."""
+    return PoseTransferBatch(batch.targets, batch.targets, batch.skeletons, target_parsings, batch.target_poses,
+                             batch.names)
+
+
+def _region_mean(squared: torch.Tensor, region: torch.Tensor | None) -> torch.Tensor:
+    """(B, 4, h, w) squared errors -> (B,) mean, over the whole latent or weighted by ``region`` (B, 1, h, w)."""
+    if region is None:
+        return squared.flatten(1).mean(1)
+    weights = region.expand_as(squared)  # (B, 4, h, w)
+    return (squared * weights).flatten(1).sum(1) / weights.flatten(1).sum(1).clamp_min(1e-8)
+
+
+def latent_region(masks: torch.Tensor, latent_hw: tuple[int, int]) -> torch.Tensor:
+    """Pixel masks (B, H, W) -> (B, 1, h, w): each latent token's share of masked pixels."""
+    return F.interpolate(masks[:, None].float(), size=latent_hw, mode="area")  # (B, 1, h, w)
+
+
 @torch.no_grad()
 def noise_prediction_error(components: BaseComponents, trained: TrainedTruePose, batch: PoseTransferBatch,
-                           encoder: ImageEncoder | None, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-pair ε MSE (B,) at ERROR_TIMESTEP on the true targets, with C and without."""
+                           encoder: ImageEncoder | None, noise: torch.Tensor, region: torch.Tensor | None = None,
+                           plain: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-pair ε MSE (B,) at ERROR_TIMESTEP on the true targets, with C and (``plain``) without;
+    ``region`` (B, 1, h, w) weights the mean (``latent_region``), else it runs over the whole latent."""
     latents = components.vae.encode(batch.targets)  # (B, 4, h, w)
     timesteps = torch.full((latents.shape[0],), ERROR_TIMESTEP, device=latents.device)
     noisy = components.scheduler.add_noise(latents, noise, timesteps)
     context = empty_context(components, latents.shape[0])
-    plain = trained.trainables.unet(noisy, timesteps, encoder_hidden_states=context).sample
     conditions = source_conditions(components, batch, _encoder_for(trained, encoder))
     with conditioned_unet(trained.trainables, trained.variant, trained.config, conditions, batch.skeletons, context,
                           keep_grad=False) as predict:
         conditioned = predict(noisy, timesteps, context, [0])
 
     def error(predicted: torch.Tensor) -> torch.Tensor:
-        return (predicted.float() - noise.float()).pow(2).flatten(1).mean(1)  # (B,)
+        return _region_mean((predicted.float() - noise.float()).pow(2), region)  # (B,)
 
-    return error(conditioned), error(plain)
+    if not plain:
+        return error(conditioned), None
+    return error(conditioned), error(trained.trainables.unet(noisy, timesteps, encoder_hidden_states=context).sample)
 
 
 def _pixels(image: torch.Tensor) -> np.ndarray:
@@ -188,7 +226,7 @@ def pair_scores(image: torch.Tensor, truth: torch.Tensor, target) -> dict[str, f
              if slot in target.garments and int(target.masks[slot].sum()) >= MIN_GARMENT_PIXELS]
     fidelities = [color_fidelity(sampled, target.masks[slot], [c.rgb for c in target.garments[slot].spec.colors()])
                   for slot in slots]
-    errors = [region_color_error(sampled, target.masks[slot], target.garments[slot].spec.color.rgb) for slot in slots]
+    errors = [mean_color_error(sampled, reference, target.masks[slot]) for slot in slots]
     person = target.masks["person"]  # (H, W) bool
     return {"ssim": ssim(sampled, reference), "psnr": psnr(sampled, reference),
             "ssim_person": ssim(sampled, reference, person),
@@ -197,7 +235,7 @@ def pair_scores(image: torch.Tensor, truth: torch.Tensor, target) -> dict[str, f
             "color_error": float(np.mean(errors)) if slots else float("nan")}
 
 
-def _noise(shape: tuple[int, ...], seed: int, positions: list[int], offset: int) -> torch.Tensor:
+def pair_noise(shape: tuple[int, ...], seed: int, positions: list[int], offset: int) -> torch.Tensor:
     return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(seed * 1_000_003 + p + offset))
                         for p in positions])  # (B, 4, h, w)
 
@@ -218,16 +256,24 @@ def evaluate(components: BaseComponents, trained: TrainedTruePose, dataset: ToyP
         positions = list(range(first, min(first + batch_size, total)))
         batch = collate([dataset[p] for p in positions]).to(device)
         shape = tuple(components.vae.encode(batch.targets[:1]).shape[1:])
-        noise = _noise(shape, seed, positions, 0).to(batch.targets)
+        noise = pair_noise(shape, seed, positions, 0).to(batch.targets)
         sampled = repose(components, trained, batch, encoder, noise, guidance, steps)
-        errors, plain_errors = noise_prediction_error(components, trained, batch, encoder,
-                                                      _noise(shape, seed, positions, 1).to(batch.targets))
+        error_noise = pair_noise(shape, seed, positions, 1).to(batch.targets)
+        errors, plain_errors = noise_prediction_error(components, trained, batch, encoder, error_noise)
+        pairs = [dataset.pair(p) for p in positions]
+        person = latent_region(torch.from_numpy(np.stack([pair.target.masks["person"] for pair in pairs])),
+                               shape[-2:]).to(batch.targets)  # (B, 1, h, w)
+        person_errors, person_plain = noise_prediction_error(components, trained, batch, encoder, error_noise, person)
+        oracle = target_as_source(batch, [pair.target.parsing.astype(np.int64) for pair in pairs])
+        oracle_errors, _ = noise_prediction_error(components, trained, oracle, encoder, error_noise, person, plain=False)
         unconditioned = repose(components, trained, batch, encoder, noise, guidance, steps, condition=False) if floor else None
         ceiling = components.vae.decode(components.vae.encode(batch.targets)).clamp(0.0, 1.0)
-        for row, position in enumerate(positions):
-            target = dataset.pair(position).target
+        for row, pair in enumerate(pairs):
+            target = pair.target
             scores.append(pair_scores(sampled[row], batch.targets[row], target)
-                          | {"eps_mse": float(errors[row]), "eps_mse_no_condition": float(plain_errors[row])})
+                          | {"eps_mse": float(errors[row]), "eps_mse_no_condition": float(plain_errors[row]),
+                             "eps_person": float(person_errors[row]), "eps_person_no_condition": float(person_plain[row]),
+                             "eps_person_target_source": float(oracle_errors[row])})
             ceilings.append(pair_scores(ceiling[row], batch.targets[row], target))
             if unconditioned is not None:
                 floors.append(pair_scores(unconditioned[row], batch.targets[row], target))
@@ -239,7 +285,7 @@ def evaluate(components: BaseComponents, trained: TrainedTruePose, dataset: ToyP
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Options of the evaluation command."""
-    p = argparse.ArgumentParser(prog="python -m atelier.train.truepose.evaluate", description=__doc__.splitlines()[0])
+    p = make_parser("python -m atelier.train.truepose.evaluate", __doc__)
     p.add_argument("--weights", required=True, help="a TruePose run's output folder")
     p.add_argument("--base", default="tiny", help="'tiny' or a diffusers SD1.5 folder")
     p.add_argument("--init-unet", default=None, help="the base UNet the run started from (base_unet.safetensors)")
@@ -256,13 +302,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--floor", action="store_true", help="also sample without C (the unconditional chunk alone)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (1 is faster on a busy CPU)")
     p.add_argument("--cpu", action="store_true", help="evaluate on the CPU even when a GPU is present")
-    p.add_argument("--out", default=None, help="also write the JSON to this file")
+    add_out_option(p, f"also write the metrics there as {REPORT_FILE}", required=False)
     return p.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def run(args: argparse.Namespace) -> None:
     """Print the metrics as one JSON line."""
-    args = parse_args(argv)
     start_cli(args)
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     components = load_base(args.base, FROZEN_SEED, args.init_unet)
@@ -281,8 +326,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     line = json.dumps({"weights": args.weights, "guidance": args.guidance, "steps": args.steps,
                        "hidden_part_fraction": args.hidden_part_fraction, **result})
     if args.out:
-        Path(args.out).write_text(line + "\n")
+        output_file(args.out, REPORT_FILE).write_text(line + "\n")
     print(line)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point; a user error is one line (--debug: the traceback)."""
+    run_cli(parse_args, run, argv)
 
 
 if __name__ == "__main__":

@@ -21,10 +21,11 @@ import numpy as np
 
 from ...models.parsing import LIP
 from ...models.truepose.parsing_selection import selected_source_mask
+from ..command_line import OptionError, make_parser, run_cli
 from .data import DEFAULT_HIDDEN_PART_FRACTION, ToyPosePairs, parse_size
 
 
-class SelectionRateOptionError(argparse.ArgumentTypeError):
+class SelectionRateOptionError(OptionError):
     """A command-line option of the selection-rate report is out of range; the message names the flag."""
 
 
@@ -77,8 +78,7 @@ def selection_rate(dataset: ToyPosePairs, count: int | None = None) -> Selection
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Options of the report command."""
-    p = argparse.ArgumentParser(prog="python -m atelier.train.truepose.selection_rate",
-                                description=__doc__.splitlines()[0])
+    p = make_parser("python -m atelier.train.truepose.selection_rate", __doc__)
     p.add_argument("--pairs", type=int, default=200, help="toy-world pose pairs 0..N-1 to measure")
     p.add_argument("--size", type=parse_size, default=(96, 64), help="HxW picture size, multiples of 8")
     p.add_argument("--world-seed", type=int, default=0, help="toy-world seed")
@@ -92,14 +92,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> dict:
+def run(args: argparse.Namespace) -> dict:
     """Print the report as one JSON line; returns it."""
-    args = parse_args(argv)
     dataset = ToyPosePairs(args.size, 0, args.pairs, args.world_seed, args.hidden_part_fraction)
     report = selection_rate(dataset)
     line = {"hidden_part_fraction": args.hidden_part_fraction, **asdict(report), "rate": report.rate}
     print(json.dumps(line))
     return line
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    """Entry point; a user error is one line (--debug: the traceback)."""
+    return run_cli(parse_args, run, argv)
 
 
 if __name__ == "__main__":

@@ -60,8 +60,8 @@ from ..igr.steps import DENOISER_LORA_TARGETS, DenoiserUpdate, drops_condition
 from ..loop import noise_and_timesteps
 from .components import SourceConditions, empty_context, source_conditions
 from .data import PoseTransferBatch
+from .options import VARIANTS  # noqa: F401  (defined with the options, which import nothing heavy)
 
-VARIANTS = ("full", "no-hpfa", "no-caa", "concat")
 UNET_LORA_TARGETS = DENOISER_LORA_TARGETS
 # (noisy latents, timesteps, text context, cond_or_uncond) -> predicted ε
 Predict = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Sequence[int]], torch.Tensor]
@@ -81,12 +81,13 @@ def uses_hpfa(variant: str) -> bool:
     return variant != "concat"
 
 
-def truepose_config_for(variant: str, clip_embed_dim: int) -> TruePoseConfig:
-    """The TruePoseConfig of ``variant`` with the image encoder's width."""
+def truepose_config_for(variant: str, clip_embed_dim: int, latent_factor: int = 8) -> TruePoseConfig:
+    """The TruePoseConfig of ``variant`` with the image encoder's width and the VAE's factor."""
     if variant not in VARIANTS:
         raise VariantError(f"--variant {variant!r} is unknown; choose one of {list(VARIANTS)}")
     caa_sites = TruePoseConfig.caa_sites if uses_caa(variant) else ()
-    return TruePoseConfig(clip_embed_dim=clip_embed_dim, parsing_guidance=variant != "no-hpfa", caa_sites=caa_sites)
+    return TruePoseConfig(clip_embed_dim=clip_embed_dim, parsing_guidance=variant != "no-hpfa", caa_sites=caa_sites,
+                          latent_factor=latent_factor)
 
 
 class TruePoseTrainables(nn.Module):
@@ -127,7 +128,7 @@ def build_trainables(components: BaseComponents, config: TruePoseConfig, variant
         hpfa.initialise_from(attn1_weights(unet, config.hpfa_sites))
     if uses_caa(variant):
         caa = CAAProjections.for_sd15(channels, config.caa_sites, config.clip_embed_dim)
-    pose_encoder = PoseEncoder(channels, config.pose_encoder_widths, config.pose_channels)
+    pose_encoder = PoseEncoder(channels, config.pose_encoder_widths, config.pose_channels, config.latent_factor)
     unet.requires_grad_(update.mode == "full")
     if update.mode == "lora":
         unet.add_adapter(LoraConfig(r=update.rank, lora_alpha=update.alpha, init_lora_weights=True,
