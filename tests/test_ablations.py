@@ -4,7 +4,15 @@ import json
 
 import pytest
 from atelier.train.ablations import anydressing
+from atelier.train.ablations.dressing_eval import (
+    SWAP_CATEGORIES,
+    gate_passes,
+    gate_report,
+    instrument_gate,
+)
 from atelier.train.ablations.runs import read_result, run_dir
+from atelier.train.anydressing.data import ToyDressing
+from atelier.train.anydressing.evaluate import HELD_OUT_START
 from atelier.train.ablations.stats import (
     format_mean_sd,
     markdown_table,
@@ -43,3 +51,14 @@ def test_anydressing_ablation_trains_evaluates_and_reuses_runs(tmp_path, capsys)
     assert capsys.readouterr().out.splitlines()[:4] == printed.splitlines()[:4]
     with pytest.raises(SystemExit, match="--variants"):
         anydressing.main([*argv, "--variants", "nope"])
+
+
+def test_anydressing_instrument_gate_separates_the_truth_from_wrong_pictures():
+    dataset = ToyDressing(32, HELD_OUT_START, 12, 0, SWAP_CATEGORIES)
+    gate = instrument_gate(dataset, 3)
+    assert gate_passes(gate)
+    assert gate["truth itself"]["color_error"] < 1e-6
+    assert gate["img2img start"]["color_error"] > 10.0 and gate["another person"]["color_error"] > 10.0
+    assert gate["oracle swap"]["swap_in"] >= 0.9 and gate["swap ignored"]["swap_in"] == 0.0
+    assert not gate_passes({**gate, "oracle swap": {**gate["oracle swap"], "swap_out": 0.5}})
+    assert "Instrument gate: PASS" in gate_report(gate)

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, fields
 
 from ..errors import ReferenceInputError
 from ..sites import SITE_GROUPS, SITES_BY_NAME
+from .pose_encoder import LATENT_FACTOR, LATENT_FACTORS
 
 # The paper's §4.2 and §4.4 values.
 PAPER_SIGMA = 0.3
@@ -45,6 +46,8 @@ class TruePoseConfig:
         pose_encoder_widths: widths of the pose encoder's first three convolutions; the fourth
             maps to the UNet's ``model_channels``.
         pose_channels: channels of the target skeleton image (3, RGB).
+        latent_factor: the VAE's down-sampling f, which the pose encoder strides to (8: SD1.5;
+            4: the toy32 substrate's pixel VAE). It changes strides only, not the file's tensors.
         parsing_guidance: False = M' ≡ 1 in eq. 7 (the fusion of eq. 7–8 without the parsing
             reweighting; the paper's ablation B4 "w/o HPFA", CAA kept).
     """
@@ -58,6 +61,7 @@ class TruePoseConfig:
     pose_encoder_widths: tuple[int, ...] = (16, 32, 96)
     pose_channels: int = 3
     parsing_guidance: bool = True
+    latent_factor: int = LATENT_FACTOR
 
     def __post_init__(self) -> None:
         for name in ("hpfa_sites", "caa_sites"):
@@ -81,6 +85,10 @@ class TruePoseConfig:
         for name in ("k", "clip_embed_dim", "pose_channels"):
             if getattr(self, name) < 1:
                 raise TruePoseConfigError(f"TruePoseConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.latent_factor not in LATENT_FACTORS:
+            raise TruePoseConfigError(
+                f"TruePoseConfig.latent_factor must be one of {list(LATENT_FACTORS)}, got {self.latent_factor}"
+            )
         if len(self.pose_encoder_widths) != 3 or min(self.pose_encoder_widths) < 1:
             raise TruePoseConfigError(
                 f"TruePoseConfig.pose_encoder_widths must be 3 positive widths, got {list(self.pose_encoder_widths)}"
@@ -101,7 +109,8 @@ class TruePoseConfig:
         if unknown:
             raise TruePoseConfigError(f"TruePose config has unknown field(s) {unknown}; known: {sorted(known)}")
         kinds = {"hpfa_sites": tuple, "caa_sites": tuple, "pose_encoder_widths": tuple, "sigma": float,
-                 "delta": float, "k": int, "clip_embed_dim": int, "pose_channels": int, "parsing_guidance": bool}
+                 "delta": float, "k": int, "clip_embed_dim": int, "pose_channels": int, "parsing_guidance": bool,
+                 "latent_factor": int}
         parsed = {}
         for name, value in data.items():
             kind = kinds[name]

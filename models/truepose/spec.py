@@ -27,7 +27,8 @@ def build_truepose(config: dict, base: BaseModel) -> dict[str, nn.Module]:
     return {
         "hpfa": HPFAProjections.for_sd15(base.model_channels, parsed.hpfa_sites),
         "caa": CAAProjections.for_sd15(base.model_channels, parsed.caa_sites, parsed.clip_embed_dim),
-        "pose_encoder": PoseEncoder(base.model_channels, parsed.pose_encoder_widths, parsed.pose_channels),
+        "pose_encoder": PoseEncoder(base.model_channels, parsed.pose_encoder_widths, parsed.pose_channels,
+                                    parsed.latent_factor),
     }
 
 

@@ -247,7 +247,8 @@ def add_pose_features(call: CallState | None, features: torch.Tensor, pose_featu
     if pose_features.shape[1:] != features.shape[1:]:
         raise TruePoseInputError(
             f"pose features are {tuple(pose_features.shape[1:])} but conv_in gives {tuple(features.shape[1:])}: "
-            "draw the target skeleton at the sampled image's size (8 × the latent)"
+            "draw the target skeleton at the sampled image's size (the pose encoder's latent_factor × the latent: "
+            "8 for SD1.5) and use a TruePose file made for this model's VAE"
         )
     plan = call.plan
     poses = pose_features.shape[0]

@@ -20,25 +20,42 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from ...models.errors import AtelierError
 from ..anydressing.cli import WEIGHT_FILE, train
 from ..anydressing.cli import parse_args as parse_training_args
 from ..anydressing.components import BaseComponents, load_base
 from ..anydressing.data import ToyDressing
 from ..anydressing.evaluate import HELD_OUT_START, load_dressing
+from ..command_line import run_cli
 from ..loop import start_cli
 from ..substrate import is_substrate, substrate
-from .dressing_eval import SWAP_CATEGORIES, DressingProtocol, evaluate_variant
-from .runs import AblationOptionError, chosen, gather, report, seed_list
+from .dressing_eval import (
+    SWAP_CATEGORIES,
+    DressingProtocol,
+    evaluate_variant,
+    gate_passes,
+    gate_report,
+    instrument_gate,
+)
+from .runs import (
+    AblationOptionError,
+    ablation_parser,
+    chosen,
+    gather,
+    record_gate,
+    report,
+    seed_list,
+)
 from .stats import Claim
 
 logger = logging.getLogger("atelier.train.ablations")
+
+# The colour columns' measure: region means as drawn (a median named check patterns' colours).
+COLOUR_MEASURE = "mean as drawn"
 
 COLUMNS = (
     ("eps_fall_300", "ε-MSE fall t=300 ↑"), ("eps_fall_500", "ε-MSE fall t=500 ↑"),
@@ -61,11 +78,10 @@ def variants(igl: float, sweep: list[float]) -> dict[str, list[str]]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
-    p = argparse.ArgumentParser(prog="python -m atelier.train.ablations.anydressing", description=__doc__.splitlines()[0])
+    variants = ("base-tiled", "gfe", "gfe+igl λ1=<--igl>", "gfe+igl λ1=<each --igl-sweep value>")
+    p = ablation_parser("python -m atelier.train.ablations.anydressing", __doc__, variants, "folder of the runs and table.md")
     p.add_argument("--base", default="toy32", help="toy substrate (toy32, tiny) or a diffusers SD1.5 folder")
     p.add_argument("--init-unet", default=None, help="the trained base (base_unet.safetensors of --stage base)")
-    p.add_argument("--out", required=True, help="folder of the runs and table.md")
-    p.add_argument("--seeds", default="0,1,2", help="training seeds (at least 3 for a verdict you can trust)")
     p.add_argument("--steps", type=int, default=400, help="dressing-stage steps per variant and seed")
     p.add_argument("--batch-size", type=int, default=4, help="samples per step")
     p.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate")
@@ -76,9 +92,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--count", type=int, default=12, help="held-out people evaluated")
     p.add_argument("--guidance", type=float, default=6.0, help="ω of eq. 16 at sampling (paper 6.0)")
     p.add_argument("--ddim-steps", type=int, default=20, help="DDIM steps over the full schedule")
-    p.add_argument("--variants", default=None, help="comma-separated subset of the variant names to run")
-    p.add_argument("--table-only", action="store_true", help="train and evaluate nothing; print the table of what finished")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     args = p.parse_args(argv)
     args.seed_list = seed_list(args.seeds)
     args.sweep = [float(v) for v in args.igl_sweep.split(",") if v]
@@ -110,7 +123,7 @@ def run_all(args: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
     """Train and evaluate what is missing; per variant, metric -> values over the seeds that finished."""
     protocol = DressingProtocol(guidance=args.guidance, steps=args.ddim_steps)
     settings = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "size": args.size, "count": args.count,
-                "base": args.base, "init_unet": args.init_unet, "protocol": asdict(protocol)}
+                "base": args.base, "init_unet": args.init_unet, "protocol": asdict(protocol), "colour": COLOUR_MEASURE}
     flags = chosen_variants(args)
     loaded: list[BaseComponents] = []
 
@@ -119,11 +132,16 @@ def run_all(args: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
         train(parse_training_args(training_argv(args, flags[name], seed, folder)))
         if not loaded:
             loaded.append(load_base(args.base, 0, args.init_unet))
-        dataset = ToyDressing(args.size, HELD_OUT_START, args.count * 3, 0, SWAP_CATEGORIES)
+        dataset = held_out(args)
         config, trainables = load_dressing(str(folder / WEIGHT_FILE))
         return evaluate_variant(loaded[0], dataset, args.count, config, trainables, protocol, seed)
 
     return gather(Path(args.out), flags, args.seed_list, settings, None if args.table_only else run)
+
+
+def held_out(args: argparse.Namespace) -> ToyDressing:
+    """The held-out toy people every variant is evaluated on (and the instrument gate checks)."""
+    return ToyDressing(args.size, HELD_OUT_START, args.count * 3, 0, SWAP_CATEGORIES)
 
 
 def claims(igl_name: str) -> tuple[Claim, ...]:
@@ -137,16 +155,20 @@ def claims(igl_name: str) -> tuple[Claim, ...]:
     )
 
 
+def run(args: argparse.Namespace) -> None:
+    """Run the protocol with parsed options; prints the report."""
+    start_cli(args)
+    gate = instrument_gate(held_out(args), args.count)
+    gate_text = gate_report(gate)
+    record_gate(Path(args.out), gate_text, gate_passes(gate))
+    with torch.inference_mode(False):
+        rows = run_all(args)
+    print(gate_text + "\n\n" + report(Path(args.out), rows, COLUMNS, claims(f"gfe+igl λ1={args.igl:g}")))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one line on a user error; prints (and writes OUT/table.md) the table."""
-    try:
-        args = parse_args(argv)
-        start_cli(args)
-        with torch.inference_mode(False):
-            rows = run_all(args)
-    except AtelierError as error:
-        sys.exit(f"error: {error}")
-    print(report(Path(args.out), rows, COLUMNS, claims(f"gfe+igl λ1={args.igl:g}")))
+    run_cli(parse_args, run, argv)
 
 
 if __name__ == "__main__":

@@ -5,12 +5,18 @@ garment, each on the same weights and the same noise.
   garments (λ as trained, no guidance) against the plain denoiser, (plain − read) / plain.
 - Sampling as the paper does (§5.1, eq. 16): img2img from the person with its garments painted
   grey, DDIM, ε̂ = ω·ε(z, C_g) + (1 − ω)·ε(z), the no-garment branch being the frozen DressingNet
-  itself; ``color_error`` (ΔE of each garment region's median colour to the garment's) and the
-  leakages of evaluate.py.
+  itself; ``color_error`` (ΔE between the mean L*a*b* colours of the sample and of the ground truth
+  inside each garment's region: the garment as drawn, pattern included) and the leakages of
+  evaluate.py.
 - The paired garment swap: the same person and noise, ONE garment replaced by another person's
-  garment of the same category and another colour. ``swap_in``: how far the swapped garment's
-  region moved towards the new colour, as a fraction of the old-to-new colour distance (1 = all the
-  way, 0 = not at all); ``swap_out``: the same movement inside the OTHER garment's region (ideal 0).
+  garment of the same category and another colour. Colours are region means as drawn: the donor's
+  is its garment's mean colour on the donor's own picture. ``swap_in``: how far the swapped
+  garment's region moved towards the donor's colour, as a fraction of the own-to-donor colour
+  distance (1 = all the way, 0 = not at all); ``swap_out``: the same movement inside the OTHER
+  garment's region (ideal 0).
+- ``instrument_gate`` scores the ground truth, the img2img start and another person's picture with
+  the same functions, and an oracle swap, so that a table is trusted only once the metrics
+  separate right from wrong.
 - ``loc``: IGL's localisation measured directly, each garment's Dressing-Attention mass that comes
   from queries inside its own mask, Σ_t A_k(t)·M_k(t) / Σ_t A_k(t), averaged over sites and
   garments at t = ``localisation_timestep``; ``loc_chance`` is the same under uniform attention
@@ -44,7 +50,8 @@ from ..anydressing.evaluate import (
     grey_out,
 )
 from ..anydressing.steps import DressingTrainables, encode_garments, reading_config
-from ..metrics.color import region_color_error
+from ..metrics.color import region_mean_lab
+from ..metrics.inputs import delta_e
 
 SWAP_CATEGORIES = ("upper", "lower")
 
@@ -141,6 +148,98 @@ def pick_donor(dataset: ToyDressing, positions: list[int], position: int, catego
     return positions[(start + 1) % len(positions)]
 
 
+def donor_color(dataset: ToyDressing, donor: int, category: str) -> np.ndarray:
+    """The mean L*a*b* colour (3,) of held-out person ``donor``'s garment of ``category`` as drawn on
+    the donor's own picture."""
+    person = dataset.person(donor)
+    return region_mean_lab(person.image, person.masks[category])
+
+
+def swap_scores(image: np.ndarray, swap_image: np.ndarray, truth: np.ndarray, region: np.ndarray,
+                other_region: np.ndarray, new_color: np.ndarray) -> dict[str, float]:
+    """``swap_in`` / ``swap_out``: how far the mean colour inside ``region`` / ``other_region`` moved
+    from ``image`` to ``swap_image`` towards ``new_color`` (Lab, (3,)), as a fraction of the true
+    garment's distance to it (at least 1 ΔE)."""
+    distance = max(float(delta_e(region_mean_lab(truth, region), new_color)), 1.0)
+    scores = {}
+    for name, mask in (("swap_in", region), ("swap_out", other_region)):
+        before = float(delta_e(region_mean_lab(image, mask), new_color))
+        after = float(delta_e(region_mean_lab(swap_image, mask), new_color))
+        scores[name] = (before - after) / distance
+    return scores
+
+
+def painted(image: np.ndarray, mask: np.ndarray, reference: np.ndarray, reference_mask: np.ndarray) -> np.ndarray:
+    """``image`` (H, W, 3) uint8 with ``mask`` painted flat in the mean sRGB colour of ``reference``
+    inside ``reference_mask``: an oracle that dresses the region in another garment's colour."""
+    out = image.copy()
+    out[mask.astype(bool)] = reference[reference_mask.astype(bool)].mean(0).round().astype(np.uint8)
+    return out
+
+
+GATE_ROWS = ("truth itself", "img2img start", "another person")
+
+
+def instrument_gate(dataset: ToyDressing, count: int) -> dict[str, dict[str, float]]:
+    """The instrument's check, no model involved, on the first ``count`` held-out people wearing an
+    upper and a lower garment: ``garment_scores`` of the true picture itself, of the img2img start
+    (garments painted grey) and of another held-out person's picture, each against the truth; and
+    the swap measure of an oracle that paints the swapped region in the donor garment's mean colour
+    (``swap_in`` near 1, ``swap_out`` 0 by design) beside a sampler that ignores the swap (0)."""
+    positions = dataset.groups.get(SWAP_CATEGORIES, [])
+    if len(positions) < 2:
+        raise ValueError("the held-out set has fewer than two people wearing an upper and a lower garment; raise --count")
+    rows: dict[str, dict[str, list[float]]] = {row: {} for row in GATE_ROWS + ("oracle swap", "swap ignored")}
+
+    def add(row: str, scores: dict[str, float]) -> None:
+        for name, value in scores.items():
+            rows[row].setdefault(name, []).append(value)
+
+    measured = positions[:count]
+    for index, position in enumerate(measured):
+        sample, truth = dataset[position], dataset.person(position)
+        masks = {c: truth.masks[c] for c in SWAP_CATEGORIES}
+        specs = {c: truth.garments[c].spec for c in SWAP_CATEGORIES}
+        start = _image(grey_out(sample.person, sample.garment_masks))
+        stranger = dataset.person(measured[(index + 1) % len(measured)]).image
+        for row, image in zip(GATE_ROWS, (truth.image, start, stranger)):
+            for scores in garment_scores(image, truth.image, masks, truth.masks["person"], specs):
+                add(row, scores)
+        for category in SWAP_CATEGORIES:
+            donor = pick_donor(dataset, positions, position, category)
+            donor_person = dataset.person(donor)
+            other = next(c for c in SWAP_CATEGORIES if c != category)
+            new_color = donor_color(dataset, donor, category)
+            oracle = painted(truth.image, masks[category], donor_person.image, donor_person.masks[category])
+            add("oracle swap", swap_scores(truth.image, oracle, truth.image, masks[category], masks[other], new_color))
+            add("swap ignored", swap_scores(truth.image, truth.image, truth.image, masks[category], masks[other],
+                                            new_color))
+    return {row: {name: float(np.mean(values)) for name, values in metrics.items()} for row, metrics in rows.items()}
+
+
+def gate_passes(gate: dict[str, dict[str, float]]) -> bool:
+    """Whether the colour error and the fidelity rank the truth above both wrong pictures, and the
+    oracle's ``swap_in`` reaches 0.9 with ``swap_out`` under 0.1 while ignoring the swap scores 0."""
+    truth = gate["truth itself"]
+    for wrong in GATE_ROWS[1:]:
+        if not (truth["color_error"] < gate[wrong]["color_error"] and truth["fidelity"] > gate[wrong]["fidelity"]):
+            return False
+    oracle, ignored = gate["oracle swap"], gate["swap ignored"]
+    return oracle["swap_in"] >= 0.9 and abs(oracle["swap_out"]) < 0.1 and abs(ignored["swap_in"]) < 1e-9
+
+
+def gate_report(gate: dict[str, dict[str, float]]) -> str:
+    """The instrument gate as a markdown table and its verdict."""
+    columns = ("color_error", "fidelity", "leak_garments", "leak_background", "swap_in", "swap_out")
+    lines = ["| instrument check | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for row, metrics in gate.items():
+        lines.append(f"| {row} | " + " | ".join(f"{metrics[c]:.3f}" if c in metrics else "–" for c in columns) + " |")
+    verdict = "PASS" if gate_passes(gate) else "FAIL"
+    rule = ("colour error and fidelity rank the truth above the img2img start and another person; an oracle "
+            "swap scores swap_in >= 0.9 and swap_out ~ 0, an ignored swap 0")
+    return "\n".join(lines + ["", f"Instrument gate: {verdict} ({rule})"])
+
+
 @torch.no_grad()
 def localisation(reader: DressingReader, components: BaseComponents, sample: DressingSample, timestep: int,
                  generator: torch.Generator) -> tuple[float, float]:
@@ -200,13 +299,12 @@ def evaluate_variant(components: BaseComponents, dataset: ToyDressing, count: in
                 add(name, value)
         for category in SWAP_CATEGORIES:
             donor = pick_donor(dataset, positions, position, category)
-            new_color = dataset.person(donor).garments[category].spec.color.rgb
+            new_color = donor_color(dataset, donor, category)
             with DressingReader(components, config, trainables, swapped(sample, dataset[donor], category),
                                 protocol.strength) as swap_reader:
                 swap_image = swap_reader.sample(start, protocol, noise_seed)
-            distance = max(region_color_error(truth.image, masks[category], new_color), 1.0)
             other = next(c for c in SWAP_CATEGORIES if c != category)
-            for name, region in (("swap_in", masks[category]), ("swap_out", masks[other])):
-                moved = region_color_error(image, region, new_color) - region_color_error(swap_image, region, new_color)
-                add(name, moved / distance)
+            for name, value in swap_scores(image, swap_image, truth.image, masks[category], masks[other],
+                                           new_color).items():
+                add(name, value)
     return {name: float(np.mean(values)) for name, values in totals.items()} | {"people": len(measured)}

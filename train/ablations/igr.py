@@ -34,16 +34,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from ...models.errors import AtelierError
 from ..anydressing.components import load_base
-from ..igr.cli import TrainingOptionError, parse_size, train
+from ..command_line import run_cli
 from ..igr.cli import parse_args as parse_training_args
+from ..igr.cli import parse_size, train
 from ..igr.components import FROZEN_SEED, load_image_encoder
 from ..igr.data import IGRDataError, ToyIGR
 from ..igr.evaluate import HELD_OUT_START, load_igr
@@ -58,6 +57,7 @@ from .restoration_eval import (
 )
 from .runs import (
     AblationOptionError,
+    ablation_parser,
     chosen,
     gather,
     record_gate,
@@ -125,11 +125,9 @@ CLAIMS: tuple[Claim, ...] = (  # Table 2's rows, and what the design says the IP
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options; cross-field checks raise AblationOptionError naming the flag."""
-    p = argparse.ArgumentParser(prog="python -m atelier.train.ablations.igr", description=__doc__.splitlines()[0])
+    p = ablation_parser("python -m atelier.train.ablations.igr", __doc__, VARIANTS, "folder of the runs, table.md and instrument.md")
     p.add_argument("--base", default="toy32", help="toy substrate (toy32, tiny) or a diffusers SD1.5 folder")
     p.add_argument("--init-unet", default=None, help="the base denoiser (e.g. the gated out/toy32/gate_base.safetensors)")
-    p.add_argument("--out", required=True, help="folder of the runs, table.md and instrument.md")
-    p.add_argument("--seeds", default="0,1,2", help="training seeds (at least 3 for a verdict you can trust)")
     p.add_argument("--steps", type=int, default=200, help="coarse-stage steps of every variant")
     p.add_argument("--extra-steps", type=int, default=100, help="steps of both continuations (fine, or more coarse)")
     p.add_argument("--batch-size", type=int, default=4, help="pairs per step")
@@ -143,9 +141,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--guidance", type=float, default=RestorationProtocol.guidance, help="s of eq. 2 (paper 1.5)")
     p.add_argument("--ddim-steps", type=int, default=RestorationProtocol.steps, help="DDIM steps (paper 25)")
     p.add_argument("--eval-batch", type=int, default=RestorationProtocol.batch_size, help="pairs sampled together")
-    p.add_argument("--variants", default=None, help=f"comma-separated subset of {', '.join(VARIANTS)}")
-    p.add_argument("--table-only", action="store_true", help="train and evaluate nothing; print the table of what finished")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     args = p.parse_args(argv)
     check_args(args)
     return args
@@ -259,20 +254,21 @@ def gate_report(gate: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def run(args: argparse.Namespace) -> None:
+    """Run the protocol with parsed options; prints the report."""
+    start_cli(args)
+    gate = instrument_gate(held_out(args, GATE_DONORS), args.count)
+    gate_text = gate_report(gate)
+    record_gate(Path(args.out), gate_text, gate_passes(gate))
+    with torch.inference_mode(False):
+        rows = run_all(args)
+    print(gate_text + "\n\n" + report(Path(args.out), rows, COLUMNS, CLAIMS, reach_lines(rows)))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one line on a user error; prints the instrument gate and the table (also
     written to OUT/instrument.md and OUT/table.md)."""
-    try:
-        args = parse_args(argv)
-        start_cli(args)
-        gate = instrument_gate(held_out(args, GATE_DONORS), args.count)
-        gate_text = gate_report(gate)
-        record_gate(Path(args.out), gate_text, gate_passes(gate))
-        with torch.inference_mode(False):
-            rows = run_all(args)
-    except (AtelierError, TrainingOptionError, IGRDataError) as error:
-        sys.exit(f"error: {error}")
-    print(gate_text + "\n\n" + report(Path(args.out), rows, COLUMNS, CLAIMS, reach_lines(rows)))
+    run_cli(parse_args, run, argv, (IGRDataError,))
 
 
 if __name__ == "__main__":

@@ -28,17 +28,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from ...models.errors import AtelierError
 from ...models.weights import load_weight_file
+from ..command_line import run_cli
 from ..loop import start_cli
 from ..outfitgan import cli as trainer
-from ..outfitgan.judge import JudgeConfig, JudgeConfigError, save_judge, train_judge
+from ..outfitgan.judge import JudgeConfig, save_judge, train_judge
 from .outfit_eval import (
     HeldOutOutfits,
     evaluate_generator,
@@ -49,6 +48,7 @@ from .outfit_eval import (
 )
 from .runs import (
     AblationOptionError,
+    ablation_parser,
     chosen,
     gather,
     record_gate,
@@ -107,10 +107,7 @@ CLAIMS: tuple[Claim, ...] = (
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options; cross-field checks raise AblationOptionError naming the flag."""
-    p = argparse.ArgumentParser(prog="python -m atelier.train.ablations.outfitgan", description=__doc__.splitlines()[0])
-    p.add_argument("--out", required=True, help="folder of the runs, the judge, table.md and instrument.md")
-    p.add_argument("--seeds", default="0,1,2", help="training seeds (at least 3 for a verdict you can trust)")
-    p.add_argument("--variants", default=None, help=f"comma-separated subset of {', '.join(VARIANTS)}")
+    p = ablation_parser("python -m atelier.train.ablations.outfitgan", __doc__, VARIANTS, "folder of the runs, the judge, table.md and instrument.md")
     p.add_argument("--size", type=int, default=32, help="item side in pixels (paper: 256)")
     p.add_argument("--downsamples", type=int, default=2, help="encoder downsamplings (SAM grid = size / 2**d)")
     p.add_argument("--base-channels", type=int, default=16, help="generator width")
@@ -128,8 +125,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--judge", default=None, help="a judge weight file to use (default: train one into OUT/judge.safetensors)")
     p.add_argument("--judge-steps", type=int, default=JudgeConfig.steps, help="steps of the judge CCM trained here")
     p.add_argument("--judge-outfits", type=int, default=JudgeConfig.train_outfits, help="the judge's training outfits")
-    p.add_argument("--table-only", action="store_true", help="train and evaluate nothing; print the table of what finished")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     args = p.parse_args(argv)
     check_args(args)
     return args
@@ -162,7 +157,7 @@ def _shared_argv(args: argparse.Namespace, folder: Path, seed: int) -> list[str]
             "--disc-channels", str(args.disc_channels), "--ccm-channels", str(args.ccm_channels),
             "--ccm-image-size", str(args.size), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
             "--seed", str(seed), "--checkpoint-every", str(CHECKPOINT_EVERY), "--log-every", "50",
-            "--checkpoint-dir", str(folder / "checkpoints"), "--out", str(folder / WEIGHTS_FILE)]
+            "--out", str(folder), "--weight-name", WEIGHTS_FILE]
 
 
 def ccm_argv(args: argparse.Namespace, seed: int) -> list[str]:
@@ -206,7 +201,7 @@ def load_judge(args: argparse.Namespace):
         save_judge(str(path), result)
         info.write_text(json.dumps({"config": asdict(config), "auc": result.auc,
                                     "auc_by_clause": result.auc_by_clause}, indent=1))
-    return load_weight_file(str(path), expected_system="outfitgan").modules["ccm"].eval()
+    return load_weight_file(str(path), expected_system="outfitgan", needed_by="--judge").modules["ccm"].eval()
 
 
 def run_all(args: argparse.Namespace, data: HeldOutOutfits, judge) -> dict[str, dict[str, list[float]]]:
@@ -246,22 +241,23 @@ def gate_report(gate: dict[str, dict[str, float]], auc: float, outfits: int) -> 
     return "\n".join(lines)
 
 
+def run(args: argparse.Namespace) -> None:
+    """Run the protocol with parsed options; prints the report."""
+    start_cli(args)
+    with torch.inference_mode(False):
+        data = held_out_outfits(args.size, HELD_OUT_START, args.count, 0)
+        judge = load_judge(args)
+        gate = instrument_gate(data, judge)
+        gate_text = gate_report(gate, judge_auc(judge, data), len(data.outfits))
+        record_gate(Path(args.out), gate_text, not gate_failures(gate))
+        rows = run_all(args, data, judge)
+    print(gate_text + "\n\n" + report(Path(args.out), rows, COLUMNS, CLAIMS))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one line on a user error; prints the instrument gate and the table (also written
     to OUT/instrument.md and OUT/table.md)."""
-    try:
-        args = parse_args(argv)
-        start_cli(args)
-        with torch.inference_mode(False):
-            data = held_out_outfits(args.size, HELD_OUT_START, args.count, 0)
-            judge = load_judge(args)
-            gate = instrument_gate(data, judge)
-            gate_text = gate_report(gate, judge_auc(judge, data), len(data.outfits))
-            record_gate(Path(args.out), gate_text, not gate_failures(gate))
-            rows = run_all(args, data, judge)
-    except (AtelierError, JudgeConfigError, ValueError) as error:
-        sys.exit(f"error: {error}")
-    print(gate_text + "\n\n" + report(Path(args.out), rows, COLUMNS, CLAIMS))
+    run_cli(parse_args, run, argv, (ValueError,))
 
 
 if __name__ == "__main__":

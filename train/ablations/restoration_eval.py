@@ -44,7 +44,7 @@ from ..igr.components import ImageEncoder
 from ..igr.data import IGRBatch, IGRSample, ToyIGR, collate
 from ..igr.evaluate import noise_prediction_error, restore, truth_mask
 from ..igr.steps import IGRTrainables
-from ..metrics.color import color_fidelity, region_lab
+from ..metrics.color import color_fidelity, mean_color_error
 from ..metrics.inputs import delta_e, srgb_to_lab
 from ..metrics.pattern import pattern_fidelity
 from ..metrics.similarity import psnr, ssim
@@ -125,11 +125,6 @@ def pair_truth(dataset: ToyIGR, position: int) -> PairTruth:
     swapped, _ = dataset.recoloured(position, new_color)
     return PairTruth(sample, truth_mask(garment.shop_mask, tuple(sample.garment.shape[-2:])), garment.spec,
                      swapped, new_color)
-
-
-def mean_color_error(image: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> float:
-    """CIE76 ΔE between the mean L*a*b* colours of two pictures (H, W, 3) inside ``mask`` (H, W)."""
-    return float(delta_e(region_lab(image, mask).mean(0), region_lab(reference, mask).mean(0)))
 
 
 def region_scores(image: np.ndarray, truth: np.ndarray, mask: np.ndarray, spec: GarmentSpec) -> dict[str, float]:

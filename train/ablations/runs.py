@@ -3,12 +3,14 @@ keeps each variant × seed run, reading back what finished, and the table it pri
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from ...models.errors import AtelierError
+from ..command_line import add_threads_option, make_parser
 from .stats import Claim, claim_lines, markdown_table
 
 RESULT_FILE = "eval.json"
@@ -129,3 +131,15 @@ def record_gate(out: Path, text: str, passed: bool) -> None:
     (out / GATE_FILE).write_text(text + "\n")
     if not passed:
         raise InstrumentGateError(f"the instrument gate fails, so no table is made:\n{text}")
+
+
+def ablation_parser(prog: str, doc: str | None, variants: Sequence[str], out_help: str) -> argparse.ArgumentParser:
+    """The parser every ablation command starts from: ``--out`` (``out_help`` says what goes in it),
+    ``--seeds``, ``--variants`` (a subset of ``variants``), ``--table-only`` and ``--threads``."""
+    p = make_parser(prog, doc)
+    p.add_argument("--out", required=True, help=out_help)
+    p.add_argument("--seeds", default="0,1,2", help="training seeds (at least 3 for a verdict you can trust)")
+    p.add_argument("--variants", default=None, help=f"comma-separated subset of {', '.join(variants)}")
+    p.add_argument("--table-only", action="store_true", help="train and evaluate nothing; print the table of what finished")
+    add_threads_option(p)
+    return p

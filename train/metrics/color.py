@@ -23,6 +23,19 @@ def region_lab(image: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor
     return srgb_to_lab(pixels[region])  # (N, 3)
 
 
+def region_mean_lab(image: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor) -> np.ndarray:
+    """The mean L*a*b* colour of ``image`` inside ``mask``, (3,): the colour the region shows as
+    drawn, its pattern included (at toy sizes a pattern can cover more than half of a garment, so a
+    median would name the pattern's colour)."""
+    return region_lab(image, mask).mean(0)
+
+
+def mean_color_error(image: np.ndarray | torch.Tensor, reference: np.ndarray | torch.Tensor,
+                     mask: np.ndarray | torch.Tensor) -> float:
+    """CIE76 ΔE between the mean L*a*b* colours of two pictures (H, W, 3) inside ``mask`` (H, W)."""
+    return float(delta_e(region_mean_lab(image, mask), region_mean_lab(reference, mask)))
+
+
 def region_color_error(
     image: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor, color: tuple[int, int, int],
 ) -> float:
