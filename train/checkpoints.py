@@ -15,7 +15,8 @@ Layout: ``<checkpoint_dir>/step-<global step, 7 digits>/`` holding
 Only the newest ``keep`` checkpoints are kept. A trainer that draws its batches and noise from
 (seed, step) resumes exactly. (OutfitGAN's global step counts CCM pre-training steps first, then GAN
 steps.) Under DeepSpeed or FSDP the parameters are sharded over processes, so the checkpoint is
-accelerate's ``save_state`` (every shard) plus ``progress.json`` and ``base.json``.
+accelerate's ``save_state`` (every shard) plus the schedulers' and extras' states in
+``optimizers.pt``, ``progress.json`` and ``base.json``.
 """
 
 from __future__ import annotations
@@ -176,6 +177,9 @@ def save_checkpoint(accelerator, root: Path, step: int, keep: int, state: Traini
     record = base_record(state)
     if accelerator.distributed_type in SHARDED:
         accelerator.save_state(str(path))
+        if accelerator.is_main_process:
+            torch.save({"schedulers": _state_dicts(state.schedulers), "extras": _state_dicts(state.extras)},
+                       path / OPTIMIZERS_FILE)
     else:
         if accelerator.is_main_process:
             tensors = {key: value.cpu().contiguous() for key, value in trained_tensors(state).items()}
@@ -209,11 +213,26 @@ def check_base(saved: dict[str, object], current: dict[str, object], where: Path
                                   f"{was['abs_sum']:.6g}); pass the base flags of the run that made it")
 
 
+def _load_state_dicts(saved: dict[str, dict[str, object]], state: TrainingState, path: Path,
+                      groups: tuple[str, ...]) -> None:
+    """Restore each named optimizer / scheduler / extra of ``state`` from ``saved``; one the checkpoint
+    lacks (e.g. an EMA asked for only now) is an error naming it."""
+    for group in groups:
+        for name, value in getattr(state, group).items():
+            if name not in saved[group]:
+                flag = " (--ema-decay)" if name == "ema" else ""
+                raise CheckpointBaseError(f"the checkpoint {path} has no '{name}' state{flag}: resume with the "
+                                          "flags that made it, or start without --resume")
+            value.load_state_dict(saved[group][name])
+
+
 def load_checkpoint(accelerator, path: Path, state: TrainingState) -> int:
     """Restore ``state`` from the checkpoint ``path``; returns its global step."""
     check_base(json.loads((path / BASE_FILE).read_text()), base_record(state), path)
     if accelerator.distributed_type in SHARDED:
         accelerator.load_state(str(path))
+        _load_state_dicts(torch.load(path / OPTIMIZERS_FILE, map_location="cpu", weights_only=False), state, path,
+                          ("schedulers", "extras"))
     else:
         saved = load_file(str(path / TRAINED_FILE))
         current = trained_tensors(state)
@@ -224,10 +243,8 @@ def load_checkpoint(accelerator, path: Path, state: TrainingState) -> int:
         with torch.no_grad():
             for key, tensor in current.items():
                 tensor.copy_(saved[key])
-        other = torch.load(path / OPTIMIZERS_FILE, map_location="cpu", weights_only=False)
-        for group in ("optimizers", "schedulers", "extras"):
-            for name, value in getattr(state, group).items():
-                value.load_state_dict(other[group][name])
+        _load_state_dicts(torch.load(path / OPTIMIZERS_FILE, map_location="cpu", weights_only=False), state, path,
+                          ("optimizers", "schedulers", "extras"))
         rng = path / f"rng-{accelerator.process_index}.pt"
         if rng.is_file():
             _set_rng_states(torch.load(rng, weights_only=False))

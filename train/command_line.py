@@ -116,6 +116,24 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type of a count that may be 0 (e.g. "0: only at the end")."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def add_checkpoint_options(parser: argparse.ArgumentParser) -> None:
+    """``--checkpoint-every``, ``--keep-checkpoints``, ``--resume`` and ``--log-every``: the options of
+    every trainer's checkpoints and loss log."""
+    parser.add_argument("--checkpoint-every", type=non_negative_int, default=500,
+                        help="steps between checkpoints (0: only at the end)")
+    parser.add_argument("--keep-checkpoints", type=positive_int, default=2, help="checkpoints kept")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of this stage in --out")
+    parser.add_argument("--log-every", type=positive_int, default=50, help="steps between loss log lines")
+
+
 def add_loop_options(parser: argparse.ArgumentParser, *, lr: float, lr_help: str, batch_help: str) -> None:
     """The options every diffusion trainer shares (steps, batch, optimiser, precision, threads, seed,
     checkpoints, resume, log, output) and the training controls (``controls.py``);
@@ -127,10 +145,7 @@ def add_loop_options(parser: argparse.ArgumentParser, *, lr: float, lr_help: str
     parser.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
     add_threads_option(parser)
     add_seed_option(parser, "training seed")
-    parser.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (0: only at the end)")
-    parser.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept")
-    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of this stage in --out")
-    parser.add_argument("--log-every", type=int, default=50, help="steps between loss log lines")
+    add_checkpoint_options(parser)
     add_out_option(parser, "weight files, checkpoints/ and the loss log")
     add_control_options(parser)
 

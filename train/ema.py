@@ -57,7 +57,6 @@ class ExponentialMovingAverage:
         return {"decay": self.decay, "updates": self.updates, "shadow": [s.cpu() for s in self.shadow]}
 
     def load_state_dict(self, state: dict[str, object]) -> None:
-        """Restore what ``state_dict`` returned."""
-        self.decay = float(state["decay"])
+        """Restore what ``state_dict`` returned (the decay stays this run's ``--ema-decay``)."""
         self.updates = int(state["updates"])
         self.shadow = [s.to(p.device).float() for s, p in zip(state["shadow"], self.parameters)]

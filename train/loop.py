@@ -23,9 +23,11 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.state import PartialState
+from accelerate.utils import DistributedType
 from safetensors.torch import save_file
 
 from .checkpoints import TrainingState, resume_latest, save_checkpoint
+from .command_line import OptionError
 from .command_line import add_loop_options, start_cli  # noqa: F401  (re-exported: the trainers' shared options)
 from .controls import ControlSettings
 from .ema import ExponentialMovingAverage
@@ -198,6 +200,9 @@ def run_steps(accelerator: Accelerator, prepared: torch.nn.Module, optimizer: to
     ``extras``: more checkpointed state by name (``state_dict`` / ``load_state_dict``, e.g. a
     ``BatchStream``). Returns the per-step losses of this call (means over the micro-batches)."""
     controls = settings.controls
+    if validate is not None and controls.validate_every and accelerator.distributed_type == DistributedType.FSDP:
+        raise OptionError("--validate-every samples on the main process alone, which FSDP's sharded parameters "
+                          "do not allow; drop it under FSDP")
     optimisation = Optimisation.build(optimizer, controls, settings.steps)
     saved = {**(extras or {}), **({"ema": optimisation.ema} if optimisation.ema is not None else {})}
     state = TrainingState({"trained": prepared}, {"optimizer": optimizer}, {"lr": optimisation.scheduler}, saved,
@@ -205,6 +210,9 @@ def run_steps(accelerator: Accelerator, prepared: torch.nn.Module, optimizer: to
     out.mkdir(parents=True, exist_ok=True)
     checkpoint_root = out / f"checkpoints-{stage}"
     step = resume_latest(accelerator, checkpoint_root, state) if settings.resume else 0
+    if step > settings.steps:
+        raise OptionError(f"--resume found a checkpoint at step {step} in {checkpoint_root}, beyond --steps "
+                          f"{settings.steps}; pass --steps {step} or more, or another --out")
     log_file = out / f"losses-{stage}.jsonl"
     tracking = start_trackers(accelerator, settings, f"atelier-{stage}")
     progress = Progress(step, settings.steps, stage, controls.progress_bar, accelerator.is_main_process)
@@ -220,7 +228,8 @@ def run_steps(accelerator: Accelerator, prepared: torch.nn.Module, optimizer: to
                 with accelerator.autocast():
                     losses, total = step_losses(step * accumulation + index if accumulation > 1 else step)
                 accelerator.backward(total / accumulation if accumulation > 1 else total)
-            micro.append({name: float(value.detach()) for name, value in losses.items()})
+            micro.append({name: float(accelerator.reduce(value.detach(), reduction="mean"))
+                          for name, value in losses.items()})  # the global batch's mean over processes
         if average:
             average_gradients(accelerator, prepared)
         norm = optimisation.step(accelerator)

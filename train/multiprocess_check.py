@@ -18,7 +18,7 @@ It prints, per trainer, the relative L2 difference of all exported weights betwe
 global batch; AdamW's first steps amplify the reduction-order rounding of near-zero gradients, so
 expect about 1e-5, not 0), the same for a gate run (1 process with batch 1: another global batch,
 what a missing gradient mean would give), and between 3 and 1 (resumed against uninterrupted: 0). ``tests/test_multiprocess_training.py``
-runs it for AnyDressing and Text2Graph; the other trainers take a few CPU minutes:
+runs it for AnyDressing; the other trainers take a few CPU minutes each:
 
     python -m atelier.train.multiprocess_check --trainers igr truepose outfitgan --work /tmp/mp
 """
@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import shutil
 import socket
 import subprocess
 import sys
@@ -88,7 +89,7 @@ def free_port() -> int:
 
 
 def command(trainer: TrainerRun, processes: int, batch: int, steps: int, out: Path, extra: tuple[str, ...] = ()) -> list[str]:
-    """The command line of one run (``accelerate launch`` for several processes)."""
+    """The command line of one run (``torch.distributed.run`` with gloo for several processes)."""
     options = [*trainer.options, trainer.steps_flag, str(steps), "--threads", "1", "--log-every", "1",
                "--checkpoint-every", "1", "--keep-checkpoints", "5", "--out", str(out), *extra]
     for flag in trainer.batch_flags:
@@ -181,6 +182,7 @@ class CheckResult:
 def check(name: str, work: Path, steps: int = 2) -> CheckResult:
     """The runs of ``name`` under ``work`` and their comparisons."""
     trainer = TRAINERS[name]
+    shutil.rmtree(work / name, ignore_errors=True)  # a finished earlier run would fake the kill and the resume
     two, one, half, cut = (work / name / folder for folder in ("two", "one", "half", "killed"))
     run(command(trainer, PROCESSES, 1, steps, two))
     run(command(trainer, 1, PROCESSES, steps, one))

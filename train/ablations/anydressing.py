@@ -13,7 +13,8 @@ reused, so the command can be stopped and re-run, or run once per seed in parall
 
 Example (toy32, about 25 minutes per variant × seed on one CPU thread at the defaults)::
 
-    python -m atelier.train.ablations.anydressing --init-unet out/toy32/base_unet.safetensors --out out/ablations/anydressing
+    python -m atelier.train.ablations.anydressing --init-unet out/toy32-self/base_unet.safetensors \\
+        --out out/ablations/anydressing
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from .runs import (
     record_gate,
     report,
     seed_list,
+    train_once,
 )
 from .stats import Claim
 
@@ -129,7 +131,8 @@ def run_all(args: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
 
     def run(name: str, seed: int, folder: Path) -> dict:
         logger.info("%s, seed %d: training %d steps in %s", name, seed, args.steps, folder)
-        train(parse_training_args(training_argv(args, flags[name], seed, folder)))
+        train_once(training_argv(args, flags[name], seed, folder), folder,
+                   lambda argv: train(parse_training_args(argv)), "--steps, --lr, --batch-size and --size")
         if not loaded:
             loaded.append(load_base(args.base, 0, args.init_unet))
         dataset = held_out(args)

@@ -11,6 +11,7 @@ seed and step only), which also makes a resumed run draw what the interrupted on
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -113,16 +114,19 @@ def _step_draws(seed: int, step: int, count: int, batch: int, timesteps: int, sh
 
 
 def train_denoiser(unet: UNet2DConditionModel, latents: torch.Tensor, contexts: torch.Tensor, empty: torch.Tensor,
-                   scheduler: DDPMScheduler, config: BindingTrainConfig, seed: int, folder: Path) -> list[float]:
+                   scheduler: DDPMScheduler, config: BindingTrainConfig, seed: int, folder: Path,
+                   identity: dict | None = None) -> list[float]:
     """ε-prediction MSE on ``latents`` (N, 4, h, w) with ``contexts`` (N, T, C); the empty prompt
     ``empty`` (1, T, C) replaces a sample's context with probability ``condition_dropout``. Resumes
-    from ``folder``/checkpoint.pt; returns the loss of every step."""
+    from ``folder``/checkpoint.pt, which must have been made with the same settings and ``identity``
+    (what else made the run: variant, base, world); returns the loss of every step."""
     folder.mkdir(parents=True, exist_ok=True)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=config.lr)
     losses: list[float] = []
     path = folder / CHECKPOINT_FILE
-    setting = {"batch_size": config.batch_size, "lr": config.lr, "condition_dropout": config.condition_dropout,
-               "seed": seed, "pictures": len(latents)}
+    setting = json.loads(json.dumps({"batch_size": config.batch_size, "lr": config.lr, "seed": seed,
+                                     "condition_dropout": config.condition_dropout, "pictures": len(latents),
+                                     **(identity or {})}))
     if path.is_file():
         state = torch.load(path, weights_only=True)
         if state["setting"] != setting or len(state["losses"]) > config.steps:

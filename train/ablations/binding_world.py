@@ -144,7 +144,8 @@ def training_samples(config: BindingWorldConfig, count: int) -> list[BindingSamp
 
 
 def evaluation_samples(config: BindingWorldConfig, repeats: int) -> list[BindingSample]:
-    """Every ordered colour pair ``repeats`` times, each caption order equally often, with fresh
+    """Every ordered colour pair ``repeats`` times, the caption order alternating with the repeat
+    (body-first on even repeats: equally often for an even ``repeats``, 2 : 1 for 3), with fresh
     outlines from a stream the training pictures do not use."""
     rng = np.random.default_rng([config.seed, EVAL_STREAM])
     samples = []

@@ -26,7 +26,7 @@ per seed and then with ``--table-only``.
 
 Example (toy32, the gated base, CPU)::
 
-    python -m atelier.train.ablations.igr --init-unet out/toy32/gate_base.safetensors --seeds 0,1,2 \\
+    python -m atelier.train.ablations.igr --init-unet out/toy32-self/base_unet.safetensors --seeds 0,1,2 \\
         --threads 1 --out out/ablations/igr
 """
 
@@ -125,9 +125,10 @@ CLAIMS: tuple[Claim, ...] = (  # Table 2's rows, and what the design says the IP
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options; cross-field checks raise AblationOptionError naming the flag."""
-    p = ablation_parser("python -m atelier.train.ablations.igr", __doc__, VARIANTS, "folder of the runs, table.md and instrument.md")
+    p = ablation_parser("python -m atelier.train.ablations.igr", __doc__, VARIANTS,
+                        "folder of the runs, table.md and instrument.md")
     p.add_argument("--base", default="toy32", help="toy substrate (toy32, tiny) or a diffusers SD1.5 folder")
-    p.add_argument("--init-unet", default=None, help="the base denoiser (e.g. the gated out/toy32/gate_base.safetensors)")
+    p.add_argument("--init-unet", default=None, help="the base denoiser (e.g. the gated out/toy32-self/base_unet.safetensors)")
     p.add_argument("--steps", type=int, default=200, help="coarse-stage steps of every variant")
     p.add_argument("--extra-steps", type=int, default=100, help="steps of both continuations (fine, or more coarse)")
     p.add_argument("--batch-size", type=int, default=4, help="pairs per step")

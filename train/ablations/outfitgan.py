@@ -107,7 +107,8 @@ CLAIMS: tuple[Claim, ...] = (
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options; cross-field checks raise AblationOptionError naming the flag."""
-    p = ablation_parser("python -m atelier.train.ablations.outfitgan", __doc__, VARIANTS, "folder of the runs, the judge, table.md and instrument.md")
+    p = ablation_parser("python -m atelier.train.ablations.outfitgan", __doc__, VARIANTS,
+                        "folder of the runs, the judge, table.md and instrument.md")
     p.add_argument("--size", type=int, default=32, help="item side in pixels (paper: 256)")
     p.add_argument("--downsamples", type=int, default=2, help="encoder downsamplings (SAM grid = size / 2**d)")
     p.add_argument("--base-channels", type=int, default=16, help="generator width")

@@ -28,7 +28,7 @@ first into ``OUT/base`` (``--base-steps``) and shared by every variant.
 
 Example (toy32, the gated base, CPU, one thread)::
 
-    python -m atelier.train.ablations.truepose --init-unet out/toy32/gate_base.safetensors --steps 150 \\
+    python -m atelier.train.ablations.truepose --init-unet out/toy32-self/base_unet.safetensors --steps 60 \\
         --count 8 --ddim-steps 20 --threads 1 --out out/ablations/truepose
 """
 
@@ -65,6 +65,7 @@ from .runs import (
     record_gate,
     report,
     seed_list,
+    train_once,
     write_result,
 )
 from .stats import Claim, mean_sd
@@ -103,10 +104,11 @@ CLAIMS: tuple[Claim, ...] = (  # Table 2's rows, inside the target's person regi
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
-    p = ablation_parser("python -m atelier.train.ablations.truepose", __doc__, VARIANTS, "folder of the runs and table.md")
+    p = ablation_parser("python -m atelier.train.ablations.truepose", __doc__, VARIANTS,
+                        "folder of the runs and table.md")
     p.add_argument("--base", default="toy32", help="toy substrate (toy32, tiny) or a diffusers SD1.5 folder")
     p.add_argument("--init-unet", default=None, help="the shared base UNet (toy32: the gated "
-                   "out/toy32/gate_base.safetensors); on tiny without it the base is trained into OUT/base")
+                   "out/toy32-self/base_unet.safetensors); on tiny without it the base is trained into OUT/base")
     p.add_argument("--base-steps", type=int, default=1500, help="base-stage steps when --init-unet is not given")
     p.add_argument("--base-lr", type=float, default=1e-3, help="base-stage AdamW learning rate")
     p.add_argument("--steps", type=int, default=1200, help="truepose-stage steps per variant and seed")
@@ -150,7 +152,7 @@ def check_args(args: argparse.Namespace) -> None:
         raise AblationOptionError(f"--hidden-part-fraction must lie in [0, 1], got {args.hidden_part_fraction}")
     if is_substrate(args.base) and args.base != "tiny" and args.init_unet is None:
         raise AblationOptionError(f"--base {args.base} needs --init-unet, the base that passed the gate "
-                                  "(e.g. out/toy32/gate_base.safetensors); only --base tiny trains its own base")
+                                  "(e.g. out/toy32-self/base_unet.safetensors); only --base tiny trains its own base")
 
 
 def chosen_variants(args: argparse.Namespace) -> list[str]:
@@ -224,7 +226,8 @@ def run_all(args: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
 
     def run(variant: str, seed: int, folder: Path) -> dict:
         logger.info("%s, seed %d: training %d steps in %s", variant, seed, args.steps, folder)
-        train(parse_training_args(training_argv(args, variant, seed, folder, init_unet)))
+        train_once(training_argv(args, variant, seed, folder, init_unet), folder,
+                   lambda argv: train(parse_training_args(argv)), "--steps, --lr, --batch-size, --unet and --size")
         # the evaluation noise is fixed (seed 0) so that every variant and seed meets the same noise
         return evaluate_run(args, folder, init_unet, 0)
 

@@ -38,7 +38,7 @@ from ...models.anydressing.config import PAPER_LAMBDA, DressingConfig
 from ...models.anydressing.dressing_run import DressingRun
 from ...models.diffusers_host import DiffusersReferenceHost
 from ...models.weights import load_weight_file
-from ..command_line import add_out_option, make_parser, output_file, run_cli
+from ..command_line import add_out_option, add_seed_option, add_threads_option, make_parser, output_file, run_cli
 from ..loop import start_cli
 from ..metrics.color import color_fidelity, color_leakage, mean_color_error
 from .components import BaseComponents, encode_text, load_base
@@ -176,8 +176,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--strength", type=float, default=PAPER_LAMBDA, help="λ of Dressing-Attention (paper: 0.7)")
     p.add_argument("--noise-strength", type=float, default=0.7, help="img2img: fraction of the schedule noised")
     p.add_argument("--steps", type=int, default=20, help="DDIM steps over the full schedule")
-    p.add_argument("--seed", type=int, default=0, help="noise seed")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (1 is faster on a busy CPU)")
+    add_seed_option(p, "noise seed")
+    add_threads_option(p)
     add_out_option(p, f"also write the metrics there as {REPORT_FILE}", required=False)
     return p.parse_args(argv)
 

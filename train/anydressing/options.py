@@ -82,8 +82,6 @@ def check_args(args: argparse.Namespace) -> None:
     factor = vae_factor_for(args.base, args.vae_factor)
     if args.size % factor:
         raise TrainingOptionError(f"--size {args.size} must be a multiple of the VAE factor {factor} (--vae-factor)")
-    if args.threads is not None and args.threads < 1:
-        raise TrainingOptionError(f"--threads must be >= 1, got {args.threads}")
     if args.igl_weight < 0 or args.gtl_weight < 0:
         raise TrainingOptionError("--igl-weight and --gtl-weight must be >= 0")
     for flag, value in (("--cross-view", args.cross_view), ("--cross-view-self", args.cross_view_self)):

@@ -2,7 +2,7 @@
 
 Example (toy32 base from ``python -m atelier.train.anydressing --stage base --base toy32 ...``)::
 
-    python -m atelier.train.gate --base toy32 --init-unet out/toy32/base/base_unet.safetensors
+    python -m atelier.train.gate --base toy32 --init-unet out/toy32-self/base_unet.safetensors
 
 It passes when the self-reference oracle lowers the garment-region ε-MSE at t = 500 by at least
 ``--threshold`` (20%) through either untrained read; it exits 1 when it does not. About 1-2 minutes

@@ -41,7 +41,7 @@ from diffusers import DDIMScheduler
 from ...models.igr.config import PAPER_GUIDANCE, IGRConfig
 from ...models.igr.diffusers_igr import DiffusersIGRHost
 from ...models.weights import load_weight_file
-from ..command_line import add_out_option, make_parser, output_file, run_cli
+from ..command_line import add_out_option, add_seed_option, add_threads_option, make_parser, output_file, run_cli
 from ..anydressing.components import BaseComponents, encode_text, load_base
 from ..loop import start_cli
 from ..metrics.color import color_fidelity
@@ -244,9 +244,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--world-seed", type=int, default=0, help="toy-world seed")
     p.add_argument("--guidance", type=float, default=PAPER_GUIDANCE, help="CFG scale (paper: 1.5)")
     p.add_argument("--steps", type=int, default=25, help="DDIM steps (paper: 25)")
-    p.add_argument("--seed", type=int, default=0, help="noise seed")
+    add_seed_option(p, "noise seed")
     p.add_argument("--batch-size", type=int, default=8, help="pairs sampled together")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (1 is faster on a busy CPU)")
+    add_threads_option(p)
     p.add_argument("--cpu", action="store_true", help="evaluate on the CPU even when a GPU is present")
     add_out_option(p, f"also write the metrics there as {REPORT_FILE}", required=False)
     return p.parse_args(argv)

@@ -104,8 +104,6 @@ def check_args(args: argparse.Namespace) -> None:
     for flag, size in (("--person-size", args.person_size), ("--cloth-size", args.cloth_size)):
         if size is not None and (size[0] % factor or size[1] % factor):
             raise TrainingOptionError(f"{flag} {size[0]}x{size[1]} must be a multiple of the VAE factor {factor} (--vae-factor)")
-    if args.threads is not None and args.threads < 1:
-        raise TrainingOptionError(f"--threads must be >= 1, got {args.threads}")
     if args.data != "toyworld" and args.data_root is None:
         raise TrainingOptionError(f"--data {args.data} needs --data-root")
     if args.stage == "fine" and args.resume_from is None:

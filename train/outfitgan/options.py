@@ -12,7 +12,14 @@ from __future__ import annotations
 import argparse
 
 from ..controls import add_control_options
-from ..command_line import OptionError, add_out_option, add_seed_option, add_threads_option, make_parser
+from ..command_line import (
+    OptionError,
+    add_checkpoint_options,
+    add_out_option,
+    add_seed_option,
+    add_threads_option,
+    make_parser,
+)
 
 DATA_SOURCES: tuple[str, ...] = ("toyworld", "polyvore", "fashion-mnist")
 WEIGHT_FILE = "outfitgan.safetensors"
@@ -59,10 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_seed_option(p, "training seed")
     add_threads_option(p)
     p.add_argument("--checkpoint-dir", default=None, help="checkpoint folder (default: OUT/checkpoints)")
-    p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (0: only at the end)")
-    p.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
-    p.add_argument("--log-every", type=int, default=50, help="steps between loss logs")
+    add_checkpoint_options(p)
     p.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
     add_out_option(p, "the Atelier weight file (--weight-name) and checkpoints/")
     p.add_argument("--weight-name", default=WEIGHT_FILE, help="file name of the Atelier weight file written into --out")

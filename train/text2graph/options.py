@@ -13,7 +13,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..command_line import add_out_option, add_seed_option, add_threads_option, make_parser
+from ..command_line import (
+    add_checkpoint_options,
+    add_out_option,
+    add_seed_option,
+    add_threads_option,
+    make_parser,
+)
 from ..controls import add_control_options
 from .config import ADAPTERS, DATA_SOURCES, PROMPT_MODES, SPACES, Text2GraphTrainConfig
 
@@ -52,10 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default=d.mixed_precision,
                    help="passed to accelerate")
     add_threads_option(p)
-    p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (0: only at the end)")
-    p.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
-    p.add_argument("--log-every", type=int, default=50, help="steps between loss log lines")
+    add_checkpoint_options(p)
     add_out_option(p, "the weight file (text2graph_lora.safetensors, or text2graph_unet.safetensors with "
                       "--adapter full) and checkpoints-text2graph/", default=None, required=False)
     add_control_options(p)

@@ -50,7 +50,7 @@ from ...models.errors import AtelierError
 from ...models.truepose.config import PAPER_GUIDANCE, TruePoseConfig
 from ...models.weight_format import META_CONFIG
 from ...models.weights import load_weight_file
-from ..command_line import add_out_option, make_parser, output_file, run_cli
+from ..command_line import add_out_option, add_seed_option, add_threads_option, make_parser, output_file, run_cli
 from ..anydressing.components import BaseComponents, load_base
 from ..igr.components import FROZEN_SEED, ImageEncoder, load_image_encoder
 from ..igr.previous import kohya_name
@@ -297,10 +297,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="probability that a held-out target hides body parts (the training run's)")
     p.add_argument("--guidance", type=float, default=PAPER_GUIDANCE, help="CFG scale ω (paper: 3.5)")
     p.add_argument("--steps", type=int, default=25, help="DDIM steps")
-    p.add_argument("--seed", type=int, default=0, help="noise seed")
+    add_seed_option(p, "noise seed")
     p.add_argument("--batch-size", type=int, default=8, help="pairs sampled together")
     p.add_argument("--floor", action="store_true", help="also sample without C (the unconditional chunk alone)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (1 is faster on a busy CPU)")
+    add_threads_option(p)
     p.add_argument("--cpu", action="store_true", help="evaluate on the CPU even when a GPU is present")
     add_out_option(p, f"also write the metrics there as {REPORT_FILE}", required=False)
     return p.parse_args(argv)

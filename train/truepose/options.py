@@ -117,8 +117,6 @@ def check_args(args: argparse.Namespace) -> None:
                         ("--hidden-part-fraction", args.hidden_part_fraction)):
         if not 0.0 <= value <= 1.0:
             raise TrainingOptionError(f"{flag} must lie in [0, 1], got {value}")
-    if args.threads is not None and args.threads < 1:
-        raise TrainingOptionError(f"--threads must be >= 1, got {args.threads}")
     if args.size is not None and args.preset is not None:
         raise TrainingOptionError("give --size or --preset, not both")
     if args.data == "deepfashion" and (args.data_root is None or args.parsing_dir is None):
