@@ -16,6 +16,7 @@ from atelier.train.checkpoints import (
     OPTIMIZERS_FILE,
     TRAINED_FILE,
     CheckpointBaseError,
+    CheckpointStepError,
     TrainingState,
     load_checkpoint,
     save_checkpoint,
@@ -286,3 +287,9 @@ def test_every_trainer_has_validation_rows_for_the_grid(rows_of, tmp_path):
     assert all(tile.dim() == 3 and tile.shape[0] == 3 and float(tile.min()) >= 0 and float(tile.max()) <= 1
                for row in rows for tile in row)
     assert write_grid(rows, tmp_path / "grid.png").is_file()
+
+
+def test_resume_refuses_a_checkpoint_past_the_last_step(tmp_path):
+    _run(tmp_path, 4, ControlSettings(), checkpoint_every=2)
+    with pytest.raises(CheckpointStepError, match="--steps"):
+        _run(tmp_path, 2, ControlSettings(), resume=True)

@@ -47,6 +47,11 @@ SAMPLED_BYTES = 1 << 20
 SHARDED = (DistributedType.DEEPSPEED, DistributedType.FSDP)
 
 
+class CheckpointStepError(AtelierError, ValueError):
+    """The newest checkpoint is past the run's last step, so resuming would train nothing and export
+    the old weights; the message names ``--steps``."""
+
+
 class CheckpointBaseError(AtelierError, RuntimeError):
     """A checkpoint was made on another frozen base than the one this run loaded; the message names
     the file or flag that differs."""
@@ -251,12 +256,17 @@ def load_checkpoint(accelerator, path: Path, state: TrainingState) -> int:
     return int(json.loads((path / PROGRESS_FILE).read_text())["step"])
 
 
-def resume_latest(accelerator, root: Path, state: TrainingState) -> int:
-    """Load the newest checkpoint under ``root``; returns the global step it reached (0 without one)."""
+def resume_latest(accelerator, root: Path, state: TrainingState, total: int) -> int:
+    """Load the newest checkpoint under ``root``; returns the global step it reached (0 without one).
+    A checkpoint past ``total``, the run's last global step, is refused."""
     found = checkpoint_dirs(root)
     if not found:
         logger.info("no checkpoint under %s; starting from step 0", root)
         return 0
+    done = int(json.loads((found[-1] / PROGRESS_FILE).read_text())["step"])
+    if done > total:
+        raise CheckpointStepError(f"--resume found a checkpoint at step {done} in {root}, beyond the run's {total} "
+                                  "steps; pass --steps to reach it or more, or another --out")
     step = load_checkpoint(accelerator, found[-1], state)
     logger.info("resumed from %s (step %d)", found[-1], step)
     return step

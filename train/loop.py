@@ -135,7 +135,8 @@ class LoopSettings:
                    ControlSettings.from_args(args), base_files_of(args), hyperparameters_of(args))
 
 
-def _log(step: int, losses: dict[str, float], log_file: Path) -> None:
+def log_losses(step: int, losses: dict[str, object], log_file: Path) -> None:
+    """Append one line ``{"step": step, **losses}`` to the JSON-lines loss log."""
     with log_file.open("a") as handle:
         handle.write(json.dumps({"step": step, **losses}) + "\n")
 
@@ -209,10 +210,7 @@ def run_steps(accelerator: Accelerator, prepared: torch.nn.Module, optimizer: to
                           settings.base_files)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint_root = out / f"checkpoints-{stage}"
-    step = resume_latest(accelerator, checkpoint_root, state) if settings.resume else 0
-    if step > settings.steps:
-        raise OptionError(f"--resume found a checkpoint at step {step} in {checkpoint_root}, beyond --steps "
-                          f"{settings.steps}; pass --steps {step} or more, or another --out")
+    step = resume_latest(accelerator, checkpoint_root, state, settings.steps) if settings.resume else 0
     log_file = out / f"losses-{stage}.jsonl"
     tracking = start_trackers(accelerator, settings, f"atelier-{stage}")
     progress = Progress(step, settings.steps, stage, controls.progress_bar, accelerator.is_main_process)
@@ -238,7 +236,7 @@ def run_steps(accelerator: Accelerator, prepared: torch.nn.Module, optimizer: to
         history.append(values)
         logged = step % settings.log_every == 0 or step == settings.steps
         if logged and accelerator.is_main_process:
-            _log(step, values, log_file)
+            log_losses(step, values, log_file)
         progress.update(step, values, logged)
         if tracking:
             extra = {"lr": optimisation.scheduler.get_last_lr()[0], **({"grad_norm": norm} if norm is not None else {})}

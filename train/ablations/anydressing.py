@@ -80,8 +80,8 @@ def variants(igl: float, sweep: list[float]) -> dict[str, list[str]]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
-    variants = ("base-tiled", "gfe", "gfe+igl λ1=<--igl>", "gfe+igl λ1=<each --igl-sweep value>")
-    p = ablation_parser("python -m atelier.train.ablations.anydressing", __doc__, variants, "folder of the runs and table.md")
+    names = ("base-tiled", "gfe", "gfe+igl λ1=<--igl>", "gfe+igl λ1=<each --igl-sweep value>")
+    p = ablation_parser("python -m atelier.train.ablations.anydressing", __doc__, names, "folder of the runs and table.md")
     p.add_argument("--base", default="toy32", help="toy substrate (toy32, tiny) or a diffusers SD1.5 folder")
     p.add_argument("--init-unet", default=None, help="the trained base (base_unet.safetensors of --stage base)")
     p.add_argument("--steps", type=int, default=400, help="dressing-stage steps per variant and seed")

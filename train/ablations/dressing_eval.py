@@ -52,6 +52,7 @@ from ..anydressing.evaluate import (
 from ..anydressing.steps import DressingTrainables, encode_garments, reading_config
 from ..metrics.color import region_mean_lab
 from ..metrics.inputs import delta_e
+from .stats import score_table
 
 SWAP_CATEGORIES = ("upper", "lower")
 
@@ -231,9 +232,7 @@ def gate_passes(gate: dict[str, dict[str, float]]) -> bool:
 def gate_report(gate: dict[str, dict[str, float]]) -> str:
     """The instrument gate as a markdown table and its verdict."""
     columns = ("color_error", "fidelity", "leak_garments", "leak_background", "swap_in", "swap_out")
-    lines = ["| instrument check | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for row, metrics in gate.items():
-        lines.append(f"| {row} | " + " | ".join(f"{metrics[c]:.3f}" if c in metrics else "–" for c in columns) + " |")
+    lines = [score_table("instrument check", gate, columns)]
     verdict = "PASS" if gate_passes(gate) else "FAIL"
     rule = ("colour error and fidelity rank the truth above the img2img start and another person; an oracle "
             "swap scores swap_in >= 0.9 and swap_out ~ 0, an ignored swap 0")

@@ -67,7 +67,7 @@ from .runs import (
     seed_list,
     train_once,
 )
-from .stats import Claim, mean_sd
+from .stats import Claim, mean_sd, score_table
 
 logger = logging.getLogger("atelier.train.ablations")
 
@@ -245,9 +245,7 @@ def reach_lines(rows: dict[str, dict[str, list[float]]], timestep: int = 500) ->
 def gate_report(gate: dict[str, dict[str, float]]) -> str:
     """The instrument gate as a markdown table and its PASS / FAIL line."""
     columns = [*REGION_METRICS, "swap"]
-    lines = ["| scored against the truth | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
-    for row, metrics in gate.items():
-        lines.append(f"| {row} | " + " | ".join(f"{metrics[c]:.3f}" if c in metrics else "–" for c in columns) + " |")
+    lines = [score_table("scored against the truth", gate, columns)]
     verdict = "PASS" if gate_passes(gate) else "FAIL"
     rule = ("every metric ranks the true garment above a recoloured one and another garment; pattern fidelity "
             "is colour-blind; an oracle's swap is 1")

@@ -58,7 +58,7 @@ from .runs import (
     seed_list,
     train_once,
 )
-from .stats import Claim
+from .stats import Claim, score_table
 
 logger = logging.getLogger("atelier.train.ablations")
 
@@ -231,10 +231,8 @@ def run_all(args: argparse.Namespace, data: HeldOutOutfits, judge) -> dict[str, 
 
 def gate_report(gate: dict[str, dict[str, float]], auc: float, outfits: int) -> str:
     """The instrument gate as a markdown table, the judge's AUC and the PASS / FAIL line."""
-    keys = [key for key, _ in COLUMNS]
-    lines = ["| scored as if generated | " + " | ".join(header for _, header in COLUMNS) + " |",
-             "|---|" + "---|" * len(keys)]
-    lines += [f"| {row} | " + " | ".join(f"{metrics[k]:.3f}" for k in keys) + " |" for row, metrics in gate.items()]
+    lines = [score_table("scored as if generated", gate, [key for key, _ in COLUMNS],
+                         [header for _, header in COLUMNS])]
     failed = gate_failures(gate)
     lines += ["", f"Judge CCM AUC, held-out compatible vs incompatible outfits: {auc:.3f} ({outfits} compatible)",
               f"Instrument gate: {'PASS' if not failed else 'FAIL'} (every score ranks the true outfits above random "

@@ -38,6 +38,17 @@ def verdict(better: Sequence[float], worse: Sequence[float], higher_is_better: b
     return "reproduced" if ahead == higher_is_better else "contradicted"
 
 
+def score_table(corner: str, rows: Mapping[str, Mapping[str, float]], keys: Sequence[str],
+                headers: Sequence[str] | None = None) -> str:
+    """One score per cell (row label -> metric -> value) as a markdown table: ``corner`` heads the
+    label column, ``headers`` (default: the keys) the metric columns; 3 decimals, "–" where a row has
+    no such metric (the instrument gates' tables)."""
+    lines = [f"| {corner} | " + " | ".join(headers or keys) + " |", "|---|" + "---|" * len(keys)]
+    lines += [f"| {label} | " + " | ".join(f"{metrics[k]:.3f}" if k in metrics else "–" for k in keys) + " |"
+              for label, metrics in rows.items()]
+    return "\n".join(lines)
+
+
 def markdown_table(rows: Mapping[str, Mapping[str, Sequence[float]]], columns: Sequence[tuple[str, str]],
                    digits: int = 3) -> str:
     """Rows (label -> metric -> per-seed values) as a markdown table; ``columns`` is

@@ -72,7 +72,7 @@ from .runs import (
     require_at_least,
     seed_list,
 )
-from .stats import Claim
+from .stats import Claim, score_table
 
 logger = logging.getLogger("atelier.train.ablations")
 
@@ -277,9 +277,7 @@ def gate_passes(rows: dict[str, dict[str, float]], colors: int, oracle_least: fl
 
 def gate_report(rows: dict[str, dict[str, float]], colors: int, oracle_least: float = GATE_ORACLE_ACCURACY) -> str:
     """The gate as a markdown table and its PASS / FAIL line."""
-    keys = ("binding_accuracy", "swap_rate", "both_right")
-    lines = ["| scored against the prompt | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
-    lines += [f"| {name} | " + " | ".join(f"{row[k]:.3f}" for k in keys) + " |" for name, row in rows.items()]
+    lines = [score_table("scored against the prompt", rows, ("binding_accuracy", "swap_rate", "both_right"))]
     verdict = "PASS" if gate_passes(rows, colors, oracle_least) else "FAIL"
     lines += ["", f"Instrument gate: {verdict} (truth ≥ {GATE_TRUTH_ACCURACY} right, swapped truth ≥ "
               f"{GATE_TRUTH_ACCURACY} swapped, oracle ≥ {oracle_least}, oracle without prompt ≤ chance "

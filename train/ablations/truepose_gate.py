@@ -37,6 +37,7 @@ from ..truepose.evaluate import (
     target_as_source,
 )
 from ..truepose.steps import build_trainables, truepose_config_for, uses_caa
+from .stats import score_table
 
 IMAGE_METRICS = (("ssim_person", True), ("psnr_person", True), ("ssim", True), ("color_error", False),
                  ("color_fidelity", True))
@@ -123,10 +124,7 @@ def oracle_gate(base: str, init_unet: str | None, dataset: ToyPosePairs, count: 
 
 def gate_report(gate: GateResult) -> str:
     """The gate as two markdown tables and its PASS / FAIL line."""
-    names = [name for name, _ in IMAGE_METRICS]
-    lines = ["| scored against the target | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for row, metrics in gate.images.items():
-        lines.append(f"| {row} | " + " | ".join(f"{metrics[n]:.3f}" for n in names) + " |")
+    lines = [score_table("scored against the target", gate.images, [name for name, _ in IMAGE_METRICS])]
     lines += ["", "| untrained on the base | person ε-MSE, no C | with the source | target as source | "
               "fall, source | fall, target as source |", "|---|---|---|---|---|---|"]
     for variant, row in gate.oracle.items():

@@ -24,6 +24,7 @@ from ...models.labels import ATR_LABELS
 from ..datasets import sample as keys
 from ..datasets.dresscode import CATEGORIES as DRESSCODE_FOLDERS
 from ..datasets.dresscode import DressCode
+from ..global_batch import process_rows
 from ..toyworld import ToyWorld, ToyWorldConfig
 from .options import DATA_SOURCES  # noqa: F401  (defined with the options, which import nothing heavy)
 
@@ -227,7 +228,7 @@ def batch_for_step(dataset, groups: dict[tuple[str, ...], list[int]], step: int,
     names = sorted(groups)
     sizes = np.array([len(groups[name]) for name in names], dtype=np.float64)
     group = groups[names[int(rng.choice(len(names), p=sizes / sizes.sum()))]]
-    rows = rng.integers(0, len(group), size=batch_size * processes)[process * batch_size:(process + 1) * batch_size]
+    rows = process_rows(rng, len(group), batch_size, process, processes)
     samples = [dataset[group[int(i)]] for i in rows]
     return collate([tiled(s) for s in samples] if tile else samples)
 

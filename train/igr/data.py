@@ -31,6 +31,7 @@ from ..datasets import sample as keys
 from ..datasets.dresscode import CATEGORIES as DRESSCODE_FOLDERS
 from ..datasets.dresscode import DressCode
 from ..datasets.vitonhd import VitonHD
+from ..global_batch import process_rows
 from ..toyworld import PersonSample, ToyWorld, ToyWorldConfig
 from ..toyworld.palette import NamedColor
 from .quality import (
@@ -313,5 +314,5 @@ def batch_for_step(dataset, positions: Sequence[int], step: int, batch_size: int
     """The batch of training step ``step``: this process's ``batch_size`` of the global batch's
     ``positions`` drawn from ``(seed, step)``, so a resumed run sees exactly the batches it would have seen."""
     rng = np.random.default_rng((seed, step, 0, 11))
-    rows = rng.integers(0, len(positions), size=batch_size * processes)[process * batch_size:(process + 1) * batch_size]
+    rows = process_rows(rng, len(positions), batch_size, process, processes)
     return collate([dataset[positions[int(i)]] for i in rows])

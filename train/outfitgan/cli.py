@@ -4,7 +4,6 @@ options (its docstring is the command's ``--help``: what it does, the files it w
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -22,7 +21,7 @@ from ...models.weights import load_weight_file, save_weight_file
 from ..checkpoints import TrainingState, resume_latest, save_checkpoint
 from ..command_line import run_cli, start_cli
 from ..controls import ControlSettings
-from ..loop import LoopSettings, Optimisation, base_files_of, start_trackers
+from ..loop import LoopSettings, Optimisation, base_files_of, log_losses, start_trackers
 from ..optimisation import accelerator_for
 from ..progress import Progress
 from ..validation_grid import validate_and_write
@@ -115,8 +114,8 @@ def train(args: argparse.Namespace) -> Path:
                           {"ema": updates["generator"].ema} if updates["generator"].ema is not None else {},
                           base_files_of(args))
     checkpoint_root = Path(args.checkpoint_dir or Path(args.out) / CHECKPOINT_FOLDER)
-    step = resume_latest(accelerator, checkpoint_root, state) if args.resume else 0
     total = args.ccm_steps + args.steps
+    step = resume_latest(accelerator, checkpoint_root, state, total) if args.resume else 0
     size = models.config.image_size
     logger.info("%s data, %d outfits at %d px: %d CCM pre-training steps, then %d GAN steps (batch %d); from step %d",
                 args.data, args.outfits, size, args.ccm_steps, args.steps, args.batch_size, step)
@@ -142,8 +141,7 @@ def train(args: argparse.Namespace) -> Path:
         step += 1
         logged = step % args.log_every == 0 or step == total
         if logged and accelerator.is_main_process:
-            with log_file.open("a") as handle:
-                handle.write(json.dumps({"step": step, "phase": "ccm" if in_ccm else "gan", **losses}) + "\n")
+            log_losses(step, {"phase": "ccm" if in_ccm else "gan", **losses}, log_file)
         progress.update(step, losses, logged)
         if tracking:
             accelerator.log({f"{'ccm' if in_ccm else 'gan'}/{name}": value for name, value in losses.items()}, step=step)

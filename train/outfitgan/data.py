@@ -28,6 +28,7 @@ from ..datasets.fashion_mnist import DEBIAN_FASHION_MNIST_DIR, FashionMNIST, Fas
 from ..datasets.files import DatasetFormatError
 from ..datasets.images import array_to_image_tensor
 from ..datasets.polyvore import PolyvoreOutfits
+from ..global_batch import process_rows
 from ..toyworld import ToyWorld, ToyWorldConfig
 from ..toyworld.color_rules import DEFAULT_COLOR_RULE, color_rule
 from ..toyworld.outfits import OutfitDesign, sample_outfit
@@ -228,6 +229,6 @@ def batch_for_step(dataset: Dataset, step: int, batch_size: int, seed: int, proc
     which this process takes its ``batch_size``, so a resumed run sees exactly the batches it would
     have seen, and each process of a multi-process run its own."""
     rng = np.random.default_rng((seed, step, 0))
-    rows = rng.integers(0, len(dataset), size=batch_size * processes)[process * batch_size:(process + 1) * batch_size]
+    rows = process_rows(rng, len(dataset), batch_size, process, processes)
     samples = [dataset[int(i)] for i in rows]
     return {key: torch.stack([sample[key] for sample in samples]) for key in samples[0]}

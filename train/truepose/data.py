@@ -33,6 +33,7 @@ from ...models.truepose.pose_encoder import draw_target_skeleton
 from ..datasets import sample as keys
 from ..datasets.deepfashion import DeepFashionPoseTransfer
 from ..datasets.images import array_to_image_tensor, resize_label_map
+from ..global_batch import process_rows
 from ..toyworld import PosePair, ToyWorld, ToyWorldConfig
 from .options import (  # noqa: F401  (defined with the options, which import nothing heavy)
     DATA_SOURCES,
@@ -193,7 +194,7 @@ def batch_for_step(dataset, step: int, batch_size: int, seed: int, process: int 
     """The batch of training step ``step``: this process's ``batch_size`` of the global batch's pairs
     drawn from ``(seed, step)``, so a resumed run sees exactly the batches it would have seen."""
     rng = np.random.default_rng((seed, step, 0, 13))
-    rows = rng.integers(0, len(dataset), size=batch_size * processes)[process * batch_size:(process + 1) * batch_size]
+    rows = process_rows(rng, len(dataset), batch_size, process, processes)
     return collate([dataset[int(i)] for i in rows])
 
 
