@@ -108,6 +108,13 @@ def output_file(out: str, name: str) -> Path:
     return path
 
 
+def require_at_least(limits: Sequence[tuple[str, float, float]], error: type[AtelierError] = OptionError) -> None:
+    """(flag, value, least) triples: the first value below its least raises ``error`` naming its flag."""
+    for flag, value, least in limits:
+        if value < least:
+            raise error(f"{flag} must be >= {least}, got {value}")
+
+
 def positive_int(text: str) -> int:
     """argparse type of a count that must be at least 1."""
     value = int(text)

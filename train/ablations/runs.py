@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ...models.errors import AtelierError
 from ..command_line import add_threads_option, make_parser
+from ..command_line import require_at_least as at_least
 from .stats import Claim, claim_lines, markdown_table
 
 RESULT_FILE = "eval.json"
@@ -119,9 +120,7 @@ def report(out: Path, rows: dict[str, dict[str, list[float]]], columns: Sequence
 
 def require_at_least(limits: Sequence[tuple[str, float, float]]) -> None:
     """(flag, value, least) triples: the first value below its least is an AblationOptionError naming its flag."""
-    for flag, value, least in limits:
-        if value < least:
-            raise AblationOptionError(f"{flag} must be >= {least}, got {value}")
+    at_least(limits, AblationOptionError)
 
 
 def record_gate(out: Path, text: str, passed: bool) -> None:

@@ -15,7 +15,7 @@ import argparse
 
 from ...models.anydressing.config import DEFAULT_SLOTS, PAPER_ETA
 from ...models.sites import SITE_GROUPS
-from ..command_line import OptionError, add_loop_options, make_parser
+from ..command_line import OptionError, add_loop_options, make_parser, require_at_least
 from ..substrate import vae_factor_for
 
 DATA_SOURCES = ("toyworld", "dresscode")
@@ -73,12 +73,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def check_args(args: argparse.Namespace) -> None:
     """Cross-field checks."""
-    if args.steps < 0:
-        raise TrainingOptionError(f"--steps must be >= 0, got {args.steps}")
-    if args.batch_size < 1:
-        raise TrainingOptionError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.keep_checkpoints < 1:
-        raise TrainingOptionError(f"--keep-checkpoints must be >= 1, got {args.keep_checkpoints}")
+    require_at_least((("--steps", args.steps, 0), ("--batch-size", args.batch_size, 1)), TrainingOptionError)
     factor = vae_factor_for(args.base, args.vae_factor)
     if args.size % factor:
         raise TrainingOptionError(f"--size {args.size} must be a multiple of the VAE factor {factor} (--vae-factor)")

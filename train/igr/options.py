@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..command_line import OptionError, add_loop_options, make_parser
+from ..command_line import OptionError, add_loop_options, make_parser, require_at_least
 from ..substrate import is_substrate, vae_factor_for
 
 STAGES = ("base", "coarse", "fine")
@@ -93,11 +93,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def check_args(args: argparse.Namespace) -> None:
     """Cross-field checks."""
-    for flag, value, least in (("--steps", args.steps, 0), ("--batch-size", args.batch_size, 1),
-                               ("--keep-checkpoints", args.keep_checkpoints, 1), ("--denoiser-rank", args.denoiser_rank, 1),
-                               ("--garmnet-rank", args.garmnet_rank, 1), ("--ip-tokens", args.ip_tokens, 1)):
-        if value < least:
-            raise TrainingOptionError(f"{flag} must be >= {least}, got {value}")
+    require_at_least((("--steps", args.steps, 0), ("--batch-size", args.batch_size, 1),
+                      ("--denoiser-rank", args.denoiser_rank, 1), ("--garmnet-rank", args.garmnet_rank, 1),
+                      ("--ip-tokens", args.ip_tokens, 1)), TrainingOptionError)
     if not 0.0 <= args.condition_drop <= 1.0:
         raise TrainingOptionError(f"--condition-drop must lie in [0, 1], got {args.condition_drop}")
     factor = vae_factor_for(args.base, args.vae_factor)

@@ -76,8 +76,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         raise TrainingOptionError("--steps and --ccm-steps must be >= 0")
     if args.batch_size < 1 or (args.ccm_batch_size is not None and args.ccm_batch_size < 1):
         raise TrainingOptionError("--batch-size and --ccm-batch-size must be >= 1")
-    if args.keep_checkpoints < 1:
-        raise TrainingOptionError("--keep-checkpoints must be >= 1")
     if args.out.endswith(".safetensors"):
         raise TrainingOptionError(f"--out is the output folder (the weight file is OUT/{args.weight_name}, "
                                   f"--weight-name); got the file name {args.out!r}")

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..command_line import OptionError, add_loop_options, make_parser
+from ..command_line import OptionError, add_loop_options, make_parser, require_at_least
 
 STAGES = ("base", "truepose")
 VARIANTS = ("full", "no-hpfa", "no-caa", "concat")
@@ -108,11 +108,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def check_args(args: argparse.Namespace) -> None:
     """Cross-field checks."""
-    for flag, value, least in (("--steps", args.steps, 0), ("--batch-size", args.batch_size, 1),
-                               ("--keep-checkpoints", args.keep_checkpoints, 1), ("--unet-rank", args.unet_rank, 1),
-                               ("--people", args.people, 1)):
-        if value < least:
-            raise TrainingOptionError(f"{flag} must be >= {least}, got {value}")
+    require_at_least((("--steps", args.steps, 0), ("--batch-size", args.batch_size, 1),
+                      ("--unet-rank", args.unet_rank, 1), ("--people", args.people, 1)), TrainingOptionError)
     for flag, value in (("--condition-dropout", args.condition_dropout),
                         ("--hidden-part-fraction", args.hidden_part_fraction)):
         if not 0.0 <= value <= 1.0:
